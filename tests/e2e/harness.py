@@ -1,0 +1,298 @@
+"""Private real daemons for mailsift's end-to-end tests.
+
+Every test gets a fresh temp dir; each daemon runs there on unix sockets or
+127.0.0.1 high ports and is stopped by PID at cleanup (see RECIPES in the
+design notes). Nothing here touches the host's own services or spools.
+"""
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import unittest
+
+SRCDIR = os.environ.get("MS_SRCDIR", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
+BUILDDIR = os.environ.get("MS_BUILDDIR", SRCDIR)
+CORPUS = os.environ.get("MS_CORPUS", os.path.join(SRCDIR, "..", "shared", "corpus", "spamassassin"))
+VMAIL = pwd.getpwnam("vmail")
+
+
+def binary(name):
+    """Path of a built mailsift binary (lda/, learner/)."""
+    for sub in ("lda", "learner", "milter"):
+        path = os.path.join(BUILDDIR, sub, name)
+        if os.path.exists(path):
+            return path
+    raise FileNotFoundError(name + " is not built in " + BUILDDIR)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(pred, timeout=10.0, what="condition"):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if pred():
+            return
+        time.sleep(0.02)
+    raise TimeoutError("timed out waiting for " + what)
+
+
+def can_connect(path_or_port):
+    try:
+        if isinstance(path_or_port, int):
+            s = socket.create_connection(("127.0.0.1", path_or_port), timeout=1)
+        else:
+            s = socket.socket(socket.AF_UNIX)
+            s.connect(path_or_port)
+        s.close()
+        return True
+    except OSError:
+        return False
+
+
+def pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie child of ours counts as gone
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def stop_pid(pid, sig=signal.SIGTERM, timeout=10.0):
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        return
+    try:
+        wait_for(lambda: not pid_alive(pid), timeout, "pid %d to exit" % pid)
+    except TimeoutError:
+        os.kill(pid, signal.SIGKILL)
+
+
+def read_text(path):
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def read_pidfile(path, timeout=10.0):
+    wait_for(lambda: read_text(path).strip(), timeout, path)
+    return int(read_text(path).strip())
+
+
+class Env:
+    """A private temp dir and the daemons started in it."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="ms-e2e.")
+        os.chmod(self.dir, 0o755)
+        self._stops = []
+        self.users_file = self.path("users")
+        self.mail_root = self.path("mail")
+        os.makedirs(self.mail_root)
+        os.chown(self.mail_root, VMAIL.pw_uid, VMAIL.pw_gid)
+
+    def path(self, *parts):
+        return os.path.join(self.dir, *parts)
+
+    def on_cleanup(self, fn):
+        self._stops.append(fn)
+
+    def cleanup(self):
+        for fn in reversed(self._stops):
+            try:
+                fn()
+            except Exception as e:  # keep stopping the others
+                print("cleanup:", e)
+        self._stops = []
+        if os.environ.get("MS_KEEP_TMP"):
+            print("kept", self.dir)
+        else:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    # --- users: one passwd-file read by mailsift and Dovecot alike
+    def write_users(self, users, extra_lines=()):
+        with open(self.users_file, "w") as f:
+            for u in users:
+                f.write("%s:{PLAIN}secret::::::\n" % u)
+            for line in extra_lines:
+                f.write(line + "\n")
+        os.chmod(self.users_file, 0o644)
+
+    def maildir(self, user, folder=None):
+        local, domain = user.split("@")
+        base = os.path.join(self.mail_root, domain, local)
+        return base if folder in (None, "INBOX") else os.path.join(base, "." + folder)
+
+    def messages(self, user, folder=None, sub="new"):
+        d = os.path.join(self.maildir(user, folder), sub)
+        if not os.path.isdir(d):
+            return []
+        return sorted(os.path.join(d, n) for n in os.listdir(d))
+
+    # --- mailsift.conf
+    def write_ms_conf(self, **keys):
+        conf = {
+            "userdb": "passwd-file:" + self.users_file,
+            "mail_location": "maildir:" + self.mail_root + "/%d/%n",
+            "lmtp_socket": self.path("lmtp.sock"),
+            "redis": "unix:" + self.path("redis.sock"),
+            "spool_dir": self.path("spool"),
+            "learner_socket": self.path("learner.sock"),
+            "pid_file": self.path("mailsift.pid"),
+            "user": "vmail",
+            "group": "vmail",
+        }
+        conf.update({k: str(v) for k, v in keys.items()})
+        path = self.path("mailsift.conf")
+        with open(path, "w") as f:
+            for k, v in conf.items():
+                f.write("%s = %s\n" % (k, v))
+        self.ms_conf = path
+        return path
+
+    # --- redis
+    def start_redis(self):
+        sock = self.path("redis.sock")
+        subprocess.run(["redis-server", "--port", "0", "--unixsocket", sock,
+                        "--unixsocketperm", "777", "--save", "", "--appendonly", "no",
+                        "--dir", self.dir, "--daemonize", "yes",
+                        "--pidfile", self.path("redis.pid"),
+                        "--logfile", self.path("redis.log")], check=True)
+        pid = read_pidfile(self.path("redis.pid"))
+        wait_for(lambda: can_connect(sock), what="redis socket")
+        self.on_cleanup(lambda: stop_pid(pid))
+        self.redis_pid = pid
+        return sock
+
+    def stop_redis(self):
+        stop_pid(self.redis_pid)
+
+    def redis_cli(self, *args):
+        out = subprocess.run(["redis-cli", "-s", self.path("redis.sock")] + list(args),
+                             check=True, capture_output=True, text=True)
+        return out.stdout.strip()
+
+    # --- dovecot, IMAP (and LMTP for comparisons) on the same Maildirs
+    def start_dovecot(self, extra_conf="", protocols="imap"):
+        os.makedirs(self.path("dovecot", "run"), exist_ok=True)
+        port = free_port()
+        conf = self.path("dovecot", "dovecot.conf")
+        with open(conf, "w") as f:
+            f.write(DOVECOT_CONF % {"t": self.path("dovecot"), "users": self.users_file,
+                                    "mail": self.mail_root, "port": port,
+                                    "protocols": protocols} + extra_conf)
+        subprocess.run(["dovecot", "-c", conf], check=True)
+        pid = read_pidfile(self.path("dovecot", "run", "master.pid"))
+        wait_for(lambda: can_connect(port), what="dovecot imap")
+        self.on_cleanup(lambda: stop_pid(pid))
+        self.dovecot_conf = conf
+        self.imap_port = port
+        return port
+
+    # --- OpenSMTPD in a private mount namespace (its queue path is compiled in)
+    def start_smtpd(self, action, vusers):
+        os.makedirs(self.path("smtpd", "spool"), exist_ok=True)
+        os.makedirs(self.path("smtpd", "run"), exist_ok=True)
+        vfile = self.path("smtpd", "vusers")
+        with open(vfile, "w") as f:
+            for u in vusers:
+                f.write("%s vmail\n" % u)
+        port = free_port()
+        conf = self.path("smtpd", "smtpd.conf")
+        with open(conf, "w") as f:
+            f.write('table vusers file:%s\n' % vfile)
+            f.write('listen on 127.0.0.1 port %d hostname mx.example.test\n' % port)
+            f.write('action "inbound" %s virtual <vusers>\n' % action)
+            f.write('match from any for domain "example.test" action "inbound"\n')
+        subprocess.run(["smtpd", "-n", "-f", conf], check=True, capture_output=True)
+        log = open(self.path("smtpd", "smtpd.log"), "w")
+        cmd = ("mount --bind %s /var/spool && mount --bind %s /run && exec smtpd -d -f %s"
+               % (self.path("smtpd", "spool"), self.path("smtpd", "run"), conf))
+        proc = subprocess.Popen(["unshare", "-m", "--propagation", "private", "sh", "-c", cmd],
+                                stdout=log, stderr=subprocess.STDOUT)
+        wait_for(lambda: can_connect(port), what="smtpd")
+        self.on_cleanup(lambda: (proc.terminate(), proc.wait(10), log.close()))
+        self.smtpd_pid = proc.pid
+        self.smtp_port = port
+        return port
+
+    def smtpctl(self, *args):
+        return subprocess.run(["nsenter", "-t", str(self.smtpd_pid), "-m", "smtpctl"] +
+                              list(args), capture_output=True, text=True).stdout
+
+
+DOVECOT_CONF = """
+base_dir = %(t)s/run
+state_dir = %(t)s/state
+log_path = %(t)s/dovecot.log
+protocols = %(protocols)s
+listen = 127.0.0.1
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+mail_uid = vmail
+mail_gid = vmail
+first_valid_uid = 1
+mail_location = maildir:%(mail)s/%%d/%%n
+passdb {
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%%u %(users)s
+}
+userdb {
+  driver = passwd-file
+  args = username_format=%%u %(users)s
+  default_fields = uid=vmail gid=vmail home=%(mail)s/%%d/%%n
+}
+service imap-login {
+  inet_listener imap {
+    address = 127.0.0.1
+    port = %(port)d
+  }
+  inet_listener imaps {
+    port = 0
+  }
+}
+service lmtp {
+  unix_listener lmtp {
+    mode = 0666
+  }
+}
+namespace inbox {
+  inbox = yes
+  separator = .
+  mailbox Junk {
+    auto = subscribe
+    special_use = \\Junk
+  }
+  mailbox Trash {
+    auto = subscribe
+    special_use = \\Trash
+  }
+}
+"""
+
+
+class TestCase(unittest.TestCase):
+    """unittest case with a private Env per test."""
+
+    def setUp(self):
+        self.env = Env()
+        self.addCleanup(self.env.cleanup)
+
+
+def main():
+    unittest.main(verbosity=2)

@@ -34,6 +34,34 @@ void ms_filter_destroy(struct ms_filter **filter);
 void ms_filter_classify(struct ms_filter *filter, const char *user, const unsigned char *msg,
 			size_t size, struct ms_verdict *verdict);
 
+enum ms_class {
+	MS_CLASS_HAM,
+	MS_CLASS_SPAM,
+};
+
+enum ms_learn_result {
+	MS_LEARN_DONE,    /* counted for the first time */
+	MS_LEARN_ALREADY, /* this message (digest) is already learned as this class */
+	MS_LEARN_MOVED,   /* was learned as the other class: unlearned there, learned here */
+};
+
+/* Learn one message as cls, atomically. Returns 0, or -1 with err set when
+ * the store could not confirm (Redis down): the caller keeps the training
+ * event (spool file) and retries later. */
+int ms_filter_learn(struct ms_filter *filter, const char *user, enum ms_class cls,
+		    const unsigned char *msg, size_t size, enum ms_learn_result *result_r,
+		    char *err, size_t errlen);
+
+struct ms_filter_stats {
+	unsigned long long learned_spam;
+	unsigned long long learned_ham;
+	unsigned long long tokens;
+	unsigned long long memory_bytes; /* Redis used_memory */
+};
+
+int ms_filter_stats(struct ms_filter *filter, const char *user, struct ms_filter_stats *stats,
+		    char *err, size_t errlen);
+
 /* The three X-Spam-* header lines for verdict, each ending in "\n", written
  * to buf. Returns the length, or -1 if buf is too small. */
 int ms_verdict_headers(const struct ms_verdict *verdict, char *buf, size_t bufsize);

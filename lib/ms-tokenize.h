@@ -1,0 +1,23 @@
+#ifndef MS_TOKENIZE_H
+#define MS_TOKENIZE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* A message's features as 64-bit hashes, sorted ascending, no duplicates:
+ * what the classifier scores and the store counts. */
+struct ms_tokens {
+	uint64_t *hashes;
+	size_t count;
+	size_t capacity;
+};
+
+void ms_tokens_init(struct ms_tokens *tokens);
+void ms_tokens_free(struct ms_tokens *tokens);
+
+/* Parse and tokenize one whole message (CRLF or LF). Bounded: reads at most
+ * a fixed number of bytes and MIME parts. Returns 0, or -1 only on memory
+ * exhaustion; malformed mail still yields tokens. */
+int ms_tokenize_message(const unsigned char *msg, size_t size, struct ms_tokens *tokens);
+
+#endif

@@ -27,43 +27,45 @@ struct ms_config_key {
 	const char *def;
 };
 
+// clang-format off
 #define KEY(name, type, def) {#name, type, offsetof(struct ms_config, name), def}
+// clang-format on
 
 /* The one list of keys: defaults live here and nowhere else. */
 static const struct ms_config_key ms_config_keys[] = {
-	KEY(userdb, MS_CFG_STR, "passwd-file:/etc/mail/credentials"),
-	KEY(mail_location, MS_CFG_STR, "maildir:/var/vmail/%d/%n"),
-	KEY(lmtp_socket, MS_CFG_STR, "/var/run/mailsift/lmtp.sock"),
-	KEY(lmtp_listen, MS_CFG_STR, ""),
-	KEY(lmtp_socket_mode, MS_CFG_MODE, "0666"),
-	KEY(lmtp_socket_user, MS_CFG_STR, ""),
-	KEY(lmtp_socket_group, MS_CFG_STR, ""),
-	KEY(max_connections, MS_CFG_UINT, "100"),
-	KEY(idle_timeout_secs, MS_CFG_UINT, "300"),
-	KEY(hostname, MS_CFG_STR, ""),
-	KEY(redis, MS_CFG_STR, "unix:/var/run/redis/redis.sock"),
-	KEY(redis_read, MS_CFG_STR, ""),
-	KEY(redis_prefix, MS_CFG_STR, "ms"),
-	KEY(redis_timeout_msecs, MS_CFG_MSECS, "500"),
-	KEY(spam_threshold, MS_CFG_PROB, "0.5"),
-	KEY(per_user, MS_CFG_BOOL, "no"),
-	KEY(junk_mailbox, MS_CFG_STR, "Junk"),
-	KEY(spool_dir, MS_CFG_STR, "/var/spool/mailsift"),
-	KEY(learner_socket, MS_CFG_STR, "/var/run/mailsift/learner.sock"),
-	KEY(sieve, MS_CFG_STR, "~/.dovecot.sieve"),
-	KEY(sieve_before, MS_CFG_STR, ""),
-	KEY(sieve_after, MS_CFG_STR, ""),
-	KEY(max_message_size, MS_CFG_SIZE, "35M"),
-	KEY(user, MS_CFG_STR, "vmail"),
-	KEY(group, MS_CFG_STR, "vmail"),
-	KEY(pid_file, MS_CFG_STR, ""),
+        KEY(userdb, MS_CFG_STR, "passwd-file:/etc/mail/credentials"),
+        KEY(mail_location, MS_CFG_STR, "maildir:/var/vmail/%d/%n"),
+        KEY(lmtp_socket, MS_CFG_STR, "/var/run/mailsift/lmtp.sock"),
+        KEY(lmtp_listen, MS_CFG_STR, ""),
+        KEY(lmtp_socket_mode, MS_CFG_MODE, "0666"),
+        KEY(lmtp_socket_user, MS_CFG_STR, ""),
+        KEY(lmtp_socket_group, MS_CFG_STR, ""),
+        KEY(max_connections, MS_CFG_UINT, "100"),
+        KEY(idle_timeout_secs, MS_CFG_UINT, "300"),
+        KEY(hostname, MS_CFG_STR, ""),
+        KEY(redis, MS_CFG_STR, "unix:/var/run/redis/redis.sock"),
+        KEY(redis_read, MS_CFG_STR, ""),
+        KEY(redis_prefix, MS_CFG_STR, "ms"),
+        KEY(redis_timeout_msecs, MS_CFG_MSECS, "500"),
+        KEY(spam_threshold, MS_CFG_PROB, "0.5"),
+        KEY(per_user, MS_CFG_BOOL, "no"),
+        KEY(junk_mailbox, MS_CFG_STR, "Junk"),
+        KEY(spool_dir, MS_CFG_STR, "/var/spool/mailsift"),
+        KEY(learner_socket, MS_CFG_STR, "/var/run/mailsift/learner.sock"),
+        KEY(sieve, MS_CFG_STR, "~/.dovecot.sieve"),
+        KEY(sieve_before, MS_CFG_STR, ""),
+        KEY(sieve_after, MS_CFG_STR, ""),
+        KEY(max_message_size, MS_CFG_SIZE, "35M"),
+        KEY(user, MS_CFG_STR, "vmail"),
+        KEY(group, MS_CFG_STR, "vmail"),
+        KEY(pid_file, MS_CFG_STR, ""),
 };
 
 #define N_KEYS (sizeof(ms_config_keys) / sizeof(ms_config_keys[0]))
 
-static int
+static int __attribute__((format(printf, 6, 7)))
 set_error(char *err, size_t errlen, const char *file, unsigned int lineno, const char *key,
-	  const char *fmt, ...)
+          const char *fmt, ...)
 {
 	char msg[256];
 	va_list args;
@@ -105,7 +107,8 @@ ms_parse_size(const char *str, size_t *size_r)
 	default:
 		return -1;
 	}
-	if (*end != '\0' && end[1] != '\0' && !(toupper((unsigned char)end[1]) == 'B' && end[2] == '\0'))
+	if (*end != '\0' && end[1] != '\0' &&
+	    !(toupper((unsigned char)end[1]) == 'B' && end[2] == '\0'))
 		return -1;
 	if (value > SIZE_MAX / mult)
 		return -1;
@@ -132,8 +135,7 @@ parse_bool(const char *value, bool *bool_r)
 {
 	if (strcmp(value, "yes") == 0 || strcmp(value, "true") == 0 || strcmp(value, "1") == 0)
 		*bool_r = true;
-	else if (strcmp(value, "no") == 0 || strcmp(value, "false") == 0 ||
-		 strcmp(value, "0") == 0)
+	else if (strcmp(value, "no") == 0 || strcmp(value, "false") == 0 || strcmp(value, "0") == 0)
 		*bool_r = false;
 	else
 		return -1;
@@ -182,7 +184,7 @@ set_value(struct ms_config *cfg, const struct ms_config_key *key, const char *va
 		return NULL;
 	case MS_CFG_SIZE:
 		return ms_parse_size(value, field) < 0 ? "expected a size like 35M, 512k or 1024"
-						       : NULL;
+		                                       : NULL;
 	case MS_CFG_PROB:
 		return parse_prob(value, field) < 0 ? "expected a number between 0 and 1" : NULL;
 	}
@@ -201,7 +203,7 @@ ms_config_init(struct ms_config *cfg)
 		if (problem != NULL) {
 			/* only reachable if a default above is wrong or malloc fails */
 			fprintf(stderr, "mailsift: default of %s: %s\n", ms_config_keys[i].name,
-				problem);
+			        problem);
 			abort();
 		}
 	}
@@ -233,8 +235,8 @@ find_key(const char *name)
 }
 
 int
-ms_config_parse_line(struct ms_config *cfg, const char *line, const char *file,
-		     unsigned int lineno, char *err, size_t errlen)
+ms_config_parse_line(struct ms_config *cfg, const char *line, const char *file, unsigned int lineno,
+                     char *err, size_t errlen)
 {
 	const struct ms_config_key *key;
 	const char *problem;
@@ -248,16 +250,16 @@ ms_config_parse_line(struct ms_config *cfg, const char *line, const char *file,
 		return 0;
 	if ((eq = strchr(name, '=')) == NULL)
 		return set_error(err, errlen, file, lineno, NULL,
-				 "expected \"key = value\", got \"%.40s\"", name);
+		                 "expected \"key = value\", got \"%.40s\"", name);
 	*eq = '\0';
 	name = trim(name);
 	value = trim(eq + 1);
 	if ((key = find_key(name)) == NULL)
 		return set_error(err, errlen, file, lineno, *name == '\0' ? "(empty)" : name,
-				 "unknown key");
+		                 "unknown key");
 	if ((problem = set_value(cfg, key, value)) != NULL)
 		return set_error(err, errlen, file, lineno, name, "%s, got \"%.40s\"", problem,
-				 value);
+		                 value);
 	return 0;
 }
 

@@ -45,7 +45,7 @@ void ms_config_init(struct ms_config *cfg);
 int ms_config_load(struct ms_config *cfg, const char *path, char *err, size_t errlen);
 /* Apply one "key = value" line; file and line only label errors. */
 int ms_config_parse_line(struct ms_config *cfg, const char *line, const char *file,
-			 unsigned int lineno, char *err, size_t errlen);
+                         unsigned int lineno, char *err, size_t errlen);
 void ms_config_free(struct ms_config *cfg);
 
 /* "35M", "512k", "1G", "100" -> bytes. Returns 0 or -1 on bad input/overflow. */

@@ -11,12 +11,12 @@ struct ms_verdict;
  * recipient -> user lookup -> headers -> folder -> Maildir, fsync'd. */
 
 enum ms_deliver_status {
-	MS_DELIVER_OK,        /* on disk, fsync'd: 250 2.0.0 / exit 0 */
-	MS_DELIVER_NOUSER,    /* unknown or unsafe recipient: 550 5.1.1 / 67 */
-	MS_DELIVER_TEMPFAIL,  /* lookup or storage trouble: 451 4.3.0 / 75 */
-	MS_DELIVER_DISKFULL,  /* ENOSPC, EDQUOT: 452 4.2.2 / 75 */
-	MS_DELIVER_TOOBIG,    /* over max_message_size: 552 5.3.4 / 75 */
-	MS_DELIVER_REJECTED,  /* Sieve reject: 550 5.7.1 / 77 */
+	MS_DELIVER_OK,       /* on disk, fsync'd: 250 2.0.0 / exit 0 */
+	MS_DELIVER_NOUSER,   /* unknown or unsafe recipient: 550 5.1.1 / 67 */
+	MS_DELIVER_TEMPFAIL, /* lookup or storage trouble: 451 4.3.0 / 75 */
+	MS_DELIVER_DISKFULL, /* ENOSPC, EDQUOT: 452 4.2.2 / 75 */
+	MS_DELIVER_TOOBIG,   /* over max_message_size: 552 5.3.4 / 75 */
+	MS_DELIVER_REJECTED, /* Sieve reject: 550 5.7.1 / 77 */
 };
 
 struct ms_envelope {
@@ -47,13 +47,13 @@ void ms_deliver_destroy(struct ms_deliver **ctx);
 
 /* RCPT time: is this a user we deliver to? OK, NOUSER or TEMPFAIL. */
 enum ms_deliver_status ms_deliver_check_rcpt(struct ms_deliver *ctx, const char *rcpt,
-					     struct ms_deliver_result *result);
+                                             struct ms_deliver_result *result);
 
 /* Deliver msg to env->rcpt. verdict is the message's filter result,
  * computed once per message by the caller (NULL: deliver unfiltered). */
 enum ms_deliver_status ms_deliver_message(struct ms_deliver *ctx, const struct ms_envelope *env,
-					  const struct ms_message *msg,
-					  const struct ms_verdict *verdict,
-					  struct ms_deliver_result *result);
+                                          const struct ms_message *msg,
+                                          const struct ms_verdict *verdict,
+                                          struct ms_deliver_result *result);
 
 #endif

@@ -16,10 +16,10 @@ enum ms_verdict_status {
 
 struct ms_verdict {
 	enum ms_verdict_status status;
-	double score;          /* spam probability in [0,1] */
-	bool spam;             /* score >= spam_threshold */
-	unsigned int ntokens;  /* tokens that took part in the score */
-	char reason[128];      /* short, for X-Spam-Status; "" if none */
+	double score;         /* spam probability in [0,1] */
+	bool spam;            /* score >= spam_threshold */
+	unsigned int ntokens; /* tokens that took part in the score */
+	char reason[128];     /* short, for X-Spam-Status; "" if none */
 };
 
 struct ms_filter;
@@ -32,7 +32,7 @@ void ms_filter_destroy(struct ms_filter **filter);
  * recipient for per_user statistics, or NULL for the shared ones. Always
  * fills verdict; never fails the delivery. */
 void ms_filter_classify(struct ms_filter *filter, const char *user, const unsigned char *msg,
-			size_t size, struct ms_verdict *verdict);
+                        size_t size, struct ms_verdict *verdict);
 
 enum ms_class {
 	MS_CLASS_HAM,
@@ -49,8 +49,8 @@ enum ms_learn_result {
  * the store could not confirm (Redis down): the caller keeps the training
  * event (spool file) and retries later. */
 int ms_filter_learn(struct ms_filter *filter, const char *user, enum ms_class cls,
-		    const unsigned char *msg, size_t size, enum ms_learn_result *result_r,
-		    char *err, size_t errlen);
+                    const unsigned char *msg, size_t size, enum ms_learn_result *result_r,
+                    char *err, size_t errlen);
 
 struct ms_filter_stats {
 	unsigned long long learned_spam;
@@ -60,7 +60,7 @@ struct ms_filter_stats {
 };
 
 int ms_filter_stats(struct ms_filter *filter, const char *user, struct ms_filter_stats *stats,
-		    char *err, size_t errlen);
+                    char *err, size_t errlen);
 
 /* The three X-Spam-* header lines for verdict, each ending in "\n", written
  * to buf. Returns the length, or -1 if buf is too small. */

@@ -35,7 +35,7 @@ ms_log_set_debug(bool enabled)
 	ms_log.debug = enabled;
 }
 
-static void
+static void __attribute__((format(printf, 3, 0)))
 ms_log_va(int prio, const char *label, const char *fmt, va_list args)
 {
 	char msg[2048];
@@ -47,13 +47,13 @@ ms_log_va(int prio, const char *label, const char *fmt, va_list args)
 		syslog(prio, "%s%s", label, msg);
 }
 
-#define MS_LOG_FUNC(name, prio, label)                \
-	void name(const char *fmt, ...)               \
-	{                                             \
-		va_list args;                         \
-		va_start(args, fmt);                  \
-		ms_log_va(prio, label, fmt, args);    \
-		va_end(args);                         \
+#define MS_LOG_FUNC(name, prio, label)             \
+	void name(const char *fmt, ...)            \
+	{                                          \
+		va_list args;                      \
+		va_start(args, fmt);               \
+		ms_log_va(prio, label, fmt, args); \
+		va_end(args);                      \
 	}
 
 MS_LOG_FUNC(ms_log_error, LOG_ERR, "error: ")

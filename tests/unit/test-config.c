@@ -39,8 +39,8 @@ START_TEST(test_load_file)
 	struct ms_config cfg;
 	char err[512];
 	char *path = write_temp("# comment\n\n  junk_mailbox =  Spam  \n"
-				"max_message_size = 10k\nper_user = yes\n"
-				"lmtp_socket_mode = 0660\nspam_threshold=0.9\n");
+	                        "max_message_size = 10k\nper_user = yes\n"
+	                        "lmtp_socket_mode = 0660\nspam_threshold=0.9\n");
 
 	ms_config_init(&cfg);
 	ck_assert_int_eq(ms_config_load(&cfg, path, err, sizeof(err)), 0);
@@ -67,7 +67,7 @@ expect_error(const char *text, const char *expected_suffix)
 	ck_assert_int_eq(ms_config_load(&cfg, path, err, sizeof(err)), -1);
 	snprintf(want, sizeof(want), "%s:%s", path, expected_suffix);
 	ck_assert_msg(strncmp(err, want, strlen(want)) == 0, "got \"%s\", want prefix \"%s\"", err,
-		      want);
+	              want);
 	ms_config_free(&cfg);
 	unlink(path);
 	free(path);

@@ -1,0 +1,99 @@
+#ifndef MS_SPOOL_H
+#define MS_SPOOL_H
+
+/* The training spool (doc/spool.md): producers (the Dovecot plugin, the
+ * imap_sieve pipe helper) write tmp/<unique>, fsync it and rename it into
+ * new/<class>.<unique>; mailsift-learnd reads new/, learns and deletes.
+ * Plain POSIX on purpose: this file is linked into a Dovecot plugin (-fPIC)
+ * and a small pipe helper as well as the learner. */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "ms-filter.h"
+
+#define MS_SPOOL_MAGIC      "X-Mailsift-Spool: 1"
+#define MS_SPOOL_HEADER_MAX 4096 /* bytes of header, blank line included */
+#define MS_SPOOL_USER_MAX   255
+
+/* ---- producers ---- */
+
+struct ms_spool_writer;
+
+/* Open tmp/<unique> (O_EXCL) under spool_dir and write the header. user may
+ * be "" (shared statistics) but not contain control characters. */
+int ms_spool_begin(const char *spool_dir, const char *user, enum ms_class cls,
+                   struct ms_spool_writer **writer_r, char *err, size_t errlen);
+int ms_spool_write(struct ms_spool_writer *writer, const void *data, size_t size, char *err,
+                   size_t errlen);
+/* Copy fd to EOF into the message (pipe helpers read stdin). */
+int ms_spool_write_fd(struct ms_spool_writer *writer, int fd, char *err, size_t errlen);
+/* fsync the file, rename it into new/, fsync new/. Frees the writer either
+ * way; on failure the tmp file is gone. */
+int ms_spool_commit(struct ms_spool_writer **writer, char *err, size_t errlen);
+/* Drop the tmp file (transaction rolled back). Frees the writer. */
+void ms_spool_abort(struct ms_spool_writer **writer);
+
+/* begin + write + commit for a message held in memory. */
+int ms_spool_submit(const char *spool_dir, const char *user, enum ms_class cls, const void *msg,
+                    size_t size, char *err, size_t errlen);
+
+/* Tell the learner there is work: non-blocking connect + "POKE\n", never
+ * waits. Returns 0 if the line was sent, -1 otherwise (the learner's timer
+ * picks the file up anyway). */
+int ms_spool_poke(const char *learner_socket);
+
+/* ---- the consumer ---- */
+
+/* Create spool_dir and its tmp/, new/, bad/; chown them to uid:gid unless
+ * uid is (uid_t)-1. Existing directories are kept. */
+int ms_spool_mkdirs(const char *spool_dir, uid_t uid, gid_t gid, char *err, size_t errlen);
+
+/* The names in new/, oldest first. Free with ms_spool_names_free(). */
+int ms_spool_list(const char *spool_dir, char ***names_r, size_t *count_r, char *err,
+                  size_t errlen);
+void ms_spool_names_free(char **names, size_t count);
+
+struct ms_spool_entry {
+	char user[MS_SPOOL_USER_MAX + 1];
+	enum ms_class cls;
+	const unsigned char *msg; /* points into data */
+	size_t size;
+	unsigned char *data; /* the whole file */
+	size_t data_size;
+};
+
+enum ms_spool_read_result {
+	MS_SPOOL_READ_OK,
+	MS_SPOOL_READ_GONE,  /* someone else took it: skip */
+	MS_SPOOL_READ_BAD,   /* malformed or too big: move it to bad/ */
+	MS_SPOOL_READ_ERROR, /* the system is in trouble (fds, memory, I/O): retry later */
+};
+
+/* Read and parse new/<name>, at most max_size bytes of file. err says why
+ * for BAD and ERROR. Free the entry with ms_spool_entry_free(). */
+enum ms_spool_read_result ms_spool_read(const char *spool_dir, const char *name, size_t max_size,
+                                        struct ms_spool_entry *entry, char *err, size_t errlen);
+void ms_spool_entry_free(struct ms_spool_entry *entry);
+
+/* Parse a whole spool file held in memory; name (its new/ name) must carry
+ * the same class. Returns 0, or -1 with the problem in err. entry->msg
+ * points into data; entry->data is left NULL. */
+int ms_spool_parse(const unsigned char *data, size_t size, const char *name,
+                   struct ms_spool_entry *entry, char *err, size_t errlen);
+
+/* Delete new/<name> once the store confirmed. No directory fsync: a delete
+ * that a crash undoes only relearns a message the store already counted. */
+int ms_spool_remove(const char *spool_dir, const char *name, char *err, size_t errlen);
+/* Move new/<name> aside into bad/ (unlink it if that fails) so it is never
+ * read again. */
+int ms_spool_reject(const char *spool_dir, const char *name, char *err, size_t errlen);
+/* Remove tmp/ files older than max_age seconds (producers that died).
+ * Returns how many, or -1. */
+int ms_spool_clean_tmp(const char *spool_dir, unsigned int max_age, char *err, size_t errlen);
+
+const char *ms_spool_class_name(enum ms_class cls);
+int ms_spool_class_parse(const char *name, enum ms_class *cls_r);
+
+#endif

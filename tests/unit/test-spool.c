@@ -1,0 +1,371 @@
+#include "ms-spool.h"
+
+#include <check.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+static char spool[] = "/tmp/ms-test-spool.XXXXXX";
+
+static void
+setup(void)
+{
+	char err[256];
+
+	strcpy(spool, "/tmp/ms-test-spool.XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(spool));
+	ck_assert_msg(ms_spool_mkdirs(spool, (uid_t)-1, (gid_t)-1, err, sizeof(err)) == 0, "%s",
+	              err);
+}
+
+static void
+teardown(void)
+{
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", spool);
+	ck_assert_int_eq(system(cmd), 0);
+}
+
+static size_t
+count_dir(const char *sub)
+{
+	char path[256];
+	struct dirent *d;
+	size_t count = 0;
+	DIR *dir;
+
+	snprintf(path, sizeof(path), "%s/%s", spool, sub);
+	dir = opendir(path);
+	ck_assert_ptr_nonnull(dir);
+	while ((d = readdir(dir)) != NULL)
+		count += d->d_name[0] != '.';
+	closedir(dir);
+	return count;
+}
+
+static void
+write_new(const char *name, const void *data, size_t size)
+{
+	char path[256];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/new/%s", spool, name);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, data, size), (ssize_t)size);
+	close(fd);
+}
+
+START_TEST(test_submit_and_read)
+{
+	static const char msg[] = "Subject: hi\r\n\r\nbody\0with nul\n";
+	struct ms_spool_entry entry;
+	char err[256], **names;
+	size_t count;
+
+	ck_assert_msg(ms_spool_submit(spool, "u@example.test", MS_CLASS_SPAM, msg, sizeof(msg) - 1,
+	                              err, sizeof(err)) == 0,
+	              "%s", err);
+	ck_assert_int_eq(ms_spool_list(spool, &names, &count, err, sizeof(err)), 0);
+	ck_assert_uint_eq(count, 1);
+	ck_assert(strncmp(names[0], "spam.", 5) == 0);
+	ck_assert_uint_eq(count_dir("tmp"), 0);
+	ck_assert_int_eq(ms_spool_read(spool, names[0], 1 << 20, &entry, err, sizeof(err)),
+	                 MS_SPOOL_READ_OK);
+	ck_assert_str_eq(entry.user, "u@example.test");
+	ck_assert_int_eq(entry.cls, MS_CLASS_SPAM);
+	ck_assert_uint_eq(entry.size, sizeof(msg) - 1);
+	ck_assert(memcmp(entry.msg, msg, entry.size) == 0);
+	ms_spool_entry_free(&entry);
+	ck_assert_int_eq(ms_spool_remove(spool, names[0], err, sizeof(err)), 0);
+	ck_assert_uint_eq(count_dir("new"), 0);
+	/* already gone is not an error */
+	ck_assert_int_eq(ms_spool_remove(spool, names[0], err, sizeof(err)), 0);
+	ck_assert_int_eq(ms_spool_read(spool, names[0], 1 << 20, &entry, err, sizeof(err)),
+	                 MS_SPOOL_READ_GONE);
+	ms_spool_names_free(names, count);
+}
+END_TEST
+
+START_TEST(test_chunks_commit_abort)
+{
+	struct ms_spool_writer *w;
+	struct ms_spool_entry entry;
+	char err[256], **names;
+	size_t count;
+
+	ck_assert_int_eq(ms_spool_begin(spool, "", MS_CLASS_HAM, &w, err, sizeof(err)), 0);
+	ck_assert_int_eq(ms_spool_write(w, "Subject: a\n", 11, err, sizeof(err)), 0);
+	ck_assert_int_eq(ms_spool_write(w, "\nxyz\n", 5, err, sizeof(err)), 0);
+	/* written, not yet published */
+	ck_assert_uint_eq(count_dir("tmp"), 1);
+	ck_assert_uint_eq(count_dir("new"), 0);
+	ck_assert_int_eq(ms_spool_commit(&w, err, sizeof(err)), 0);
+	ck_assert_ptr_null(w);
+	ck_assert_uint_eq(count_dir("tmp"), 0);
+
+	ck_assert_int_eq(ms_spool_begin(spool, "x@y", MS_CLASS_SPAM, &w, err, sizeof(err)), 0);
+	ck_assert_int_eq(ms_spool_write(w, "dropped", 7, err, sizeof(err)), 0);
+	ms_spool_abort(&w);
+	ck_assert_ptr_null(w);
+	ck_assert_uint_eq(count_dir("tmp"), 0);
+
+	ck_assert_int_eq(ms_spool_list(spool, &names, &count, err, sizeof(err)), 0);
+	ck_assert_uint_eq(count, 1);
+	ck_assert_int_eq(ms_spool_read(spool, names[0], 1 << 20, &entry, err, sizeof(err)),
+	                 MS_SPOOL_READ_OK);
+	ck_assert_str_eq(entry.user, "");
+	ck_assert_int_eq(entry.cls, MS_CLASS_HAM);
+	ck_assert_uint_eq(entry.size, 16);
+	ck_assert(memcmp(entry.msg, "Subject: a\n\nxyz\n", 16) == 0);
+	ms_spool_entry_free(&entry);
+	ms_spool_names_free(names, count);
+}
+END_TEST
+
+START_TEST(test_write_fd)
+{
+	struct ms_spool_writer *w;
+	struct ms_spool_entry entry;
+	char err[256], **names;
+	size_t count;
+	int fds[2];
+
+	ck_assert_int_eq(pipe(fds), 0);
+	ck_assert_int_eq(write(fds[1], "From: a\n\nb\n", 11), 11);
+	close(fds[1]);
+	ck_assert_int_eq(ms_spool_begin(spool, "a@b", MS_CLASS_HAM, &w, err, sizeof(err)), 0);
+	ck_assert_int_eq(ms_spool_write_fd(w, fds[0], err, sizeof(err)), 0);
+	ck_assert_int_eq(ms_spool_commit(&w, err, sizeof(err)), 0);
+	close(fds[0]);
+	ck_assert_int_eq(ms_spool_list(spool, &names, &count, err, sizeof(err)), 0);
+	ck_assert_int_eq(ms_spool_read(spool, names[0], 1 << 20, &entry, err, sizeof(err)),
+	                 MS_SPOOL_READ_OK);
+	ck_assert_uint_eq(entry.size, 11);
+	ms_spool_entry_free(&entry);
+	ms_spool_names_free(names, count);
+}
+END_TEST
+
+START_TEST(test_list_order_unique)
+{
+	char err[256], **names;
+	size_t count, i;
+
+	for (i = 0; i < 50; i++)
+		ck_assert_int_eq(ms_spool_submit(spool, "u", i % 2 ? MS_CLASS_SPAM : MS_CLASS_HAM,
+		                                 "x\n\ny", 4, err, sizeof(err)),
+		                 0);
+	ck_assert_int_eq(ms_spool_list(spool, &names, &count, err, sizeof(err)), 0);
+	ck_assert_uint_eq(count, 50);
+	for (i = 0; i < count; i++) {
+		/* alternating classes prove the sort ignores the class prefix */
+		ck_assert(strncmp(names[i], i % 2 ? "spam." : "ham.", i % 2 ? 5 : 4) == 0);
+	}
+	ms_spool_names_free(names, count);
+}
+END_TEST
+
+START_TEST(test_bad_user)
+{
+	char err[256], user[300];
+	struct ms_spool_writer *w = NULL;
+
+	ck_assert_int_eq(ms_spool_begin(spool, "a\nX-Mailsift-Class: ham", MS_CLASS_SPAM, &w, err,
+	                                sizeof(err)),
+	                 -1);
+	memset(user, 'a', sizeof(user) - 1);
+	user[sizeof(user) - 1] = '\0';
+	ck_assert_int_eq(ms_spool_begin(spool, user, MS_CLASS_SPAM, &w, err, sizeof(err)), -1);
+	ck_assert_ptr_null(w);
+	ck_assert_uint_eq(count_dir("tmp"), 0);
+}
+END_TEST
+
+START_TEST(test_missing_spool)
+{
+	char err[256];
+
+	ck_assert_int_eq(
+	        ms_spool_submit("/nonexistent/spool", "u", MS_CLASS_HAM, "a", 1, err, sizeof(err)),
+	        -1);
+	ck_assert(strstr(err, "/nonexistent/spool/tmp/") != NULL);
+}
+END_TEST
+
+/* Each malformed file is BAD with a reason, never OK, never a crash. */
+static void
+expect_bad(const char *name, const char *text, size_t len, const char *why)
+{
+	struct ms_spool_entry entry;
+	char err[256];
+
+	write_new(name, text, len);
+	ck_assert_int_eq(ms_spool_read(spool, name, 1 << 20, &entry, err, sizeof(err)),
+	                 MS_SPOOL_READ_BAD);
+	ck_assert_msg(strstr(err, why) != NULL, "%s: got \"%s\", want \"%s\"", name, err, why);
+	ck_assert_ptr_null(entry.data);
+	ck_assert_int_eq(ms_spool_reject(spool, name, err, sizeof(err)), 0);
+}
+
+#define BAD(name, text, why) expect_bad(name, text, sizeof(text) - 1, why)
+#define HDR                  MS_SPOOL_MAGIC "\n"
+
+START_TEST(test_malformed)
+{
+	char big[MS_SPOOL_HEADER_MAX + 100];
+
+	BAD("spam.1", "Subject: x\n\nbody", "not a spool file");
+	BAD("spam.2", "", "not a spool file");
+	BAD("spam.3", HDR "X-Mailsift-Class: spam\n\nbody", "lacks");
+	BAD("spam.4", HDR "X-Mailsift-User: u\n\nbody", "lacks");
+	BAD("spam.5", HDR "X-Mailsift-User: u\nX-Mailsift-Class: junk\n\nbody", "neither");
+	BAD("spam.6", HDR "X-Mailsift-User: u\nX-Mailsift-Class: ham\n\nbody", "differs");
+	BAD("spam.7", HDR "X-Mailsift-User: u\nX-Mailsift-Class: spam\nbody", "blank line");
+	BAD("spam.8", HDR "X-Mailsift-User: u\nX-Mailsift-Class: spam\n\n", "empty message");
+	BAD("spam.9", HDR "X-Mailsift-User: u\nX-Mailsift-User: v\nX-Mailsift-Class: spam\n\nb",
+	    "duplicate");
+	BAD("spam.10", HDR "X-Mailsift-User: u\rv\nX-Mailsift-Class: spam\n\nb", "control");
+	BAD("spam.11", HDR "Subject: x\nX-Mailsift-User: u\nX-Mailsift-Class: spam\n\nb",
+	    "unexpected");
+	BAD("spam.12", HDR "X-Mailsift-User:u\nX-Mailsift-Class: spam\n\nb", "Name: value");
+	BAD("spam.13", HDR "X-Mailsift-User: u\0v\nX-Mailsift-Class: spam\n\nb", "control");
+	BAD("junk.14", HDR "X-Mailsift-User: u\nX-Mailsift-Class: spam\n\nb", "name");
+	BAD("spam", HDR "X-Mailsift-User: u\nX-Mailsift-Class: spam\n\nb", "name");
+	BAD("spam.15", HDR "X-Mailsift-User: u\nX-Mailsift-Class: spam\r\n\r\nb", "control");
+	/* the header must end within MS_SPOOL_HEADER_MAX */
+	memset(big, 'a', sizeof(big));
+	memcpy(big, HDR "X-Mailsift-Other: ", sizeof(HDR "X-Mailsift-Other: ") - 1);
+	big[sizeof(big) - 3] = '\n';
+	big[sizeof(big) - 2] = '\n';
+	expect_bad("spam.16", big, sizeof(big), "blank line");
+	/* all moved aside, none left to loop on */
+	ck_assert_uint_eq(count_dir("new"), 0);
+	ck_assert_uint_eq(count_dir("bad"), 17);
+}
+END_TEST
+
+START_TEST(test_unknown_field_skipped)
+{
+	static const char text[] = HDR "X-Mailsift-Future: 1\nX-Mailsift-User: u\n"
+	                               "X-Mailsift-Class: ham\n\nmsg";
+	struct ms_spool_entry entry;
+	char err[256];
+
+	write_new("ham.1", text, sizeof(text) - 1);
+	ck_assert_int_eq(ms_spool_read(spool, "ham.1", 1 << 20, &entry, err, sizeof(err)),
+	                 MS_SPOOL_READ_OK);
+	ck_assert_uint_eq(entry.size, 3);
+	ms_spool_entry_free(&entry);
+}
+END_TEST
+
+START_TEST(test_too_big_and_not_regular)
+{
+	struct ms_spool_entry entry;
+	char err[256], path[256];
+
+	ck_assert_int_eq(
+	        ms_spool_submit(spool, "u", MS_CLASS_HAM, "0123456789", 10, err, sizeof(err)), 0);
+	char **names;
+	size_t count;
+	ck_assert_int_eq(ms_spool_list(spool, &names, &count, err, sizeof(err)), 0);
+	ck_assert_int_eq(ms_spool_read(spool, names[0], 20, &entry, err, sizeof(err)),
+	                 MS_SPOOL_READ_BAD);
+	ms_spool_names_free(names, count);
+	snprintf(path, sizeof(path), "%s/new/ham.fifo", spool);
+	ck_assert_int_eq(mkfifo(path, 0600), 0);
+	ck_assert_int_eq(ms_spool_read(spool, "ham.fifo", 1 << 20, &entry, err, sizeof(err)),
+	                 MS_SPOOL_READ_BAD);
+	snprintf(path, sizeof(path), "%s/new/ham.link", spool);
+	ck_assert_int_eq(symlink("/etc/passwd", path), 0);
+	ck_assert_int_eq(ms_spool_read(spool, "ham.link", 1 << 20, &entry, err, sizeof(err)),
+	                 MS_SPOOL_READ_BAD);
+}
+END_TEST
+
+START_TEST(test_clean_tmp)
+{
+	struct ms_spool_writer *w;
+	char err[256];
+
+	ck_assert_int_eq(ms_spool_begin(spool, "u", MS_CLASS_HAM, &w, err, sizeof(err)), 0);
+	/* young files stay: a producer may still be writing */
+	ck_assert_int_eq(ms_spool_clean_tmp(spool, 3600, err, sizeof(err)), 0);
+	ck_assert_uint_eq(count_dir("tmp"), 1);
+	sleep(1);
+	ck_assert_int_eq(ms_spool_clean_tmp(spool, 0, err, sizeof(err)), 1);
+	ck_assert_uint_eq(count_dir("tmp"), 0);
+	ms_spool_abort(&w);
+}
+END_TEST
+
+START_TEST(test_poke)
+{
+	struct sockaddr_un sun;
+	char path[256], buf[16];
+	int fd, conn;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "%s/learner.sock", spool);
+	/* nobody listening: fails at once */
+	ck_assert_int_eq(ms_spool_poke(path), -1);
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	strcpy(sun.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+	ck_assert_int_eq(listen(fd, 4), 0);
+	ck_assert_int_eq(ms_spool_poke(path), 0);
+	conn = accept(fd, NULL, NULL);
+	ck_assert_int_ge(conn, 0);
+	n = read(conn, buf, sizeof(buf));
+	ck_assert_int_eq(n, 5);
+	ck_assert(memcmp(buf, "POKE\n", 5) == 0);
+	close(conn);
+	close(fd);
+}
+END_TEST
+
+static Suite *
+spool_suite(void)
+{
+	Suite *s = suite_create("spool");
+	TCase *tc = tcase_create("spool");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_submit_and_read);
+	tcase_add_test(tc, test_chunks_commit_abort);
+	tcase_add_test(tc, test_write_fd);
+	tcase_add_test(tc, test_list_order_unique);
+	tcase_add_test(tc, test_bad_user);
+	tcase_add_test(tc, test_missing_spool);
+	tcase_add_test(tc, test_malformed);
+	tcase_add_test(tc, test_unknown_field_skipped);
+	tcase_add_test(tc, test_too_big_and_not_regular);
+	tcase_add_test(tc, test_clean_tmp);
+	tcase_add_test(tc, test_poke);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	SRunner *sr = srunner_create(spool_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

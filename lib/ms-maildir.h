@@ -1,0 +1,47 @@
+#ifndef MS_MAILDIR_H
+#define MS_MAILDIR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+/* Maildir delivery the way Dovecot does it: tmp/ file opened O_EXCL,
+ * written with LF line endings, fsync'd, renamed into new/, new/ fsync'd.
+ * Runs with whatever (effective) uid/gid the caller set: files and
+ * directories it creates belong to that user, mode 0600 / 0700. */
+
+enum ms_maildir_status {
+	MS_MAILDIR_OK,
+	MS_MAILDIR_TEMPFAIL,
+	MS_MAILDIR_DISKFULL, /* ENOSPC or EDQUOT */
+};
+
+/* A piece of the message. CRLF in any piece (also across pieces) is
+ * stored as LF. */
+struct ms_maildir_chunk {
+	const unsigned char *data;
+	size_t size;
+};
+
+/* host as it goes into file names: '/' -> "\057", ':' -> "\072". */
+void ms_maildir_escape_host(const char *host, char *buf, size_t bufsize);
+
+/* "<sec>.M<usec>P<pid>Q<n>.<host>" from the given values, for tests and
+ * the writer. Returns 0 or -1 if buf is too small. */
+int ms_maildir_base_name(char *buf, size_t bufsize, long sec, long usec, long pid, unsigned int q,
+                         const char *escaped_host);
+
+/* Bytes the chunks take with LF line endings (S=) and as CRLF (W=). */
+void ms_maildir_sizes(const struct ms_maildir_chunk *chunks, size_t count, size_t *size_r,
+                      size_t *vsize_r);
+
+/* Deliver chunks into folder (NULL or "INBOX": the Maildir itself, else
+ * Maildir++ ".folder") of the Maildir at dir, creating what is missing.
+ * On success path_r holds the file in new/. On failure nothing is left
+ * in tmp/ or new/ and err says why. */
+enum ms_maildir_status ms_maildir_deliver(const char *dir, const char *folder,
+                                          const char *escaped_host,
+                                          const struct ms_maildir_chunk *chunks, size_t count,
+                                          char *path_r, size_t pathlen, char *err, size_t errlen);
+
+#endif

@@ -21,8 +21,8 @@ VMAIL = pwd.getpwnam("vmail")
 
 
 def binary(name):
-    """Path of a built mailsift binary (lda/, learner/)."""
-    for sub in ("lda", "learner", "milter"):
+    """Path of a built mailsift binary (lda/, learner/, test helpers in tests/)."""
+    for sub in ("lda", "learner", "milter", "tests"):
         path = os.path.join(BUILDDIR, sub, name)
         if os.path.exists(path):
             return path
@@ -48,10 +48,10 @@ def can_connect(path_or_port):
     try:
         if isinstance(path_or_port, int):
             s = socket.create_connection(("127.0.0.1", path_or_port), timeout=1)
+            s.close()
         else:
-            s = socket.socket(socket.AF_UNIX)
-            s.connect(path_or_port)
-        s.close()
+            with socket.socket(socket.AF_UNIX) as s:
+                s.connect(path_or_port)
         return True
     except OSError:
         return False
@@ -229,6 +229,68 @@ class Env:
         self.smtpd_pid = proc.pid
         self.smtp_port = port
         return port
+
+    # --- mailsift-learnd (in the foreground, so we hold its PID) and mailsift
+    def start_learnd(self):
+        """Start mailsift-learnd -F on self.ms_conf; waits for its socket."""
+        sock = self.path("learner.sock")
+        log = open(self.path("learnd.log"), "a")
+        proc = subprocess.Popen([binary("mailsift-learnd"), "-F", "-c", self.ms_conf],
+                                stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        wait_for(lambda: can_connect(sock) or proc.poll() is not None, what="learner socket")
+        if proc.poll() is not None:
+            raise RuntimeError("mailsift-learnd exited: " + read_text(self.path("learnd.log")))
+        self.on_cleanup(lambda: (stop_pid(proc.pid), proc.wait(10)))
+        self.learnd = proc
+        return proc
+
+    def learnd_log(self):
+        return read_text(self.path("learnd.log"))
+
+    def mailsift(self, *args, check=True, stdin=None):
+        """Run the mailsift command line tool; returns the CompletedProcess."""
+        return subprocess.run([binary("mailsift"), "-c", self.ms_conf] + list(args),
+                              check=check, capture_output=True, text=True, input=stdin)
+
+    def mailsift_stats(self, *args):
+        """`mailsift stats` as a dict of ints (user: stays a string)."""
+        out = self.mailsift("stats", *args).stdout
+        pairs = (line.split(": ", 1) for line in out.splitlines() if ": " in line)
+        return {k: (v if k == "user" else int(v)) for k, v in pairs}
+
+    def learner_request(self, line, body=None):
+        """One request on the learner socket; returns the reply line."""
+        s = socket.socket(socket.AF_UNIX)
+        s.settimeout(30)
+        s.connect(self.path("learner.sock"))
+        s.sendall(line.encode() + b"\n" + (body or b""))
+        reply = b""
+        while not reply.endswith(b"\n"):
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            reply += chunk
+        s.close()
+        return reply.decode().rstrip("\n")
+
+    def spool(self, user, cls, files, poke=True):
+        """Write files into the training spool with lib/ms-spool.c, as the
+        mail user like the Dovecot plugin; creates the spool if need be."""
+        for sub in ("", "tmp", "new", "bad"):
+            d = self.path("spool", sub)
+            if not os.path.isdir(d):
+                os.mkdir(d, 0o700)
+                os.chown(d, VMAIL.pw_uid, VMAIL.pw_gid)
+        cmd = [binary("spool-write")]
+        if poke:
+            cmd += ["-p", self.path("learner.sock")]
+        subprocess.run(cmd + [self.path("spool"), user, cls] + list(files), check=True,
+                       user=VMAIL.pw_uid, group=VMAIL.pw_gid, extra_groups=[])
+
+    def spool_files(self, sub="new"):
+        d = self.path("spool", sub)
+        return sorted(os.listdir(d)) if os.path.isdir(d) else []
 
     def smtpctl(self, *args):
         return subprocess.run(["nsenter", "-t", str(self.smtpd_pid), "-m", "smtpctl"] +

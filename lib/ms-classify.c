@@ -1,0 +1,117 @@
+#include "ms-classify.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+/* Chosen with bench/accuracy; see doc/classifier.md. */
+const struct ms_classify_params ms_classify_defaults = {
+        .s = 0.1,
+        .x = 0.5,
+        .min_dev = 0.2,
+        .max_tokens = 0,
+};
+
+double
+ms_classify_fw(const struct ms_classify_params *params, uint32_t spam, uint32_t ham, uint64_t nspam,
+               uint64_t nham)
+{
+	double spam_ratio, ham_ratio, p, n = (double)spam + (double)ham;
+
+	if (n == 0.0)
+		return params->x;
+	/* Normalize by the learn counts: a corpus with three times more ham
+	 * than spam must not make every token look hammy. */
+	spam_ratio = nspam > 0 ? (double)spam / (double)nspam : 0.0;
+	ham_ratio = nham > 0 ? (double)ham / (double)nham : 0.0;
+	if (spam_ratio + ham_ratio == 0.0)
+		return params->x;
+	p = spam_ratio / (spam_ratio + ham_ratio);
+	return (params->s * params->x + n * p) / (params->s + n);
+}
+
+/* Q(x2, 2n) = e^-m * sum(i < n) m^i / i!, m = x2 / 2. The terms are summed
+ * relative to the largest one so that neither e^-m nor m^i under- or
+ * overflows when a message has thousands of tokens. */
+double
+ms_chi2q(double x2, unsigned int dof)
+{
+	unsigned int n = dof / 2, k, i;
+	double m = x2 / 2.0, sum = 1.0, term, log_peak;
+
+	if (n == 0)
+		return 0.0;
+	if (m <= 0.0)
+		return 1.0;
+	k = m < (double)(n - 1) ? (unsigned int)m : n - 1;
+	log_peak = -m + (double)k * log(m) - lgamma((double)k + 1.0);
+	term = 1.0;
+	for (i = k; i > 0; i--) {
+		term *= (double)i / m;
+		sum += term;
+		if (term < sum * 1e-17)
+			break;
+	}
+	term = 1.0;
+	for (i = k + 1; i < n; i++) {
+		term *= m / (double)i;
+		sum += term;
+		if (term < sum * 1e-17)
+			break;
+	}
+	term = exp(log_peak + log(sum));
+	return term > 1.0 ? 1.0 : term;
+}
+
+static double
+deviation(double f)
+{
+	return fabs(f - 0.5);
+}
+
+static int
+cmp_deviation_desc(const void *a, const void *b)
+{
+	double da = deviation(*(const double *)a), db = deviation(*(const double *)b);
+
+	return da < db ? 1 : da > db ? -1 : 0;
+}
+
+int
+ms_classify(const struct ms_classify_params *params, const struct ms_token_counts *counts,
+            size_t count, uint64_t nspam, uint64_t nham, double *score_r, unsigned int *used_r)
+{
+	double *fw, sum_ln_f = 0.0, sum_ln_1mf = 0.0, f, h, s;
+	size_t i, used = 0;
+
+	*score_r = 0.5;
+	*used_r = 0;
+	if (count == 0)
+		return 0;
+	if ((fw = malloc(count * sizeof(*fw))) == NULL)
+		return -1;
+	for (i = 0; i < count; i++) {
+		if (counts[i].spam == 0 && counts[i].ham == 0)
+			continue;
+		f = ms_classify_fw(params, counts[i].spam, counts[i].ham, nspam, nham);
+		if (deviation(f) >= params->min_dev)
+			fw[used++] = f;
+	}
+	if (params->max_tokens > 0 && used > params->max_tokens) {
+		qsort(fw, used, sizeof(*fw), cmp_deviation_desc);
+		used = params->max_tokens;
+	}
+	for (i = 0; i < used; i++) {
+		/* s > 0 keeps f inside (0,1); the clamp only guards s = 0 */
+		f = fmin(fmax(fw[i], 1e-12), 1.0 - 1e-12);
+		sum_ln_f += log(f);
+		sum_ln_1mf += log(1.0 - f);
+	}
+	free(fw);
+	if (used == 0)
+		return 0;
+	h = ms_chi2q(-2.0 * sum_ln_f, 2 * (unsigned int)used);
+	s = ms_chi2q(-2.0 * sum_ln_1mf, 2 * (unsigned int)used);
+	*score_r = (1.0 + h - s) / 2.0;
+	*used_r = (unsigned int)used;
+	return 0;
+}

@@ -1,0 +1,43 @@
+#ifndef MS_CLASSIFY_H
+#define MS_CLASSIFY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Robinson's f(w) per token and Fisher's chi-square combining (Gary
+ * Robinson, "A Statistical Approach to the Spam Problem", 2003), as
+ * bogofilter and SpamAssassin's Bayes do it. Pure math: the counts come from
+ * the token store. The parameters and the measurements that chose them are
+ * in doc/classifier.md. */
+
+struct ms_classify_params {
+	double s;                /* strength of the prior (Robinson's s) */
+	double x;                /* prior spam probability of a rare token */
+	double min_dev;          /* tokens with |f(w) - 0.5| < min_dev take no part */
+	unsigned int max_tokens; /* only the most extreme ones; 0 = all */
+};
+
+extern const struct ms_classify_params ms_classify_defaults;
+
+/* How often a token was seen in learned spam and ham. */
+struct ms_token_counts {
+	uint32_t spam;
+	uint32_t ham;
+};
+
+/* Robinson's f(w): the spam probability of one token seen spam/ham times,
+ * given nspam/nham learned messages, pulled towards x with strength s. */
+double ms_classify_fw(const struct ms_classify_params *params, uint32_t spam, uint32_t ham,
+                      uint64_t nspam, uint64_t nham);
+
+/* Upper tail of the chi-square distribution with dof degrees of freedom
+ * (dof even, as Fisher's method gives): P(X >= x2). */
+double ms_chi2q(double x2, unsigned int dof);
+
+/* Combine the tokens' counts into a spam probability in [0,1] (0.5 when no
+ * token says anything). Tokens never learned are left out. *used_r gets the
+ * number of tokens that took part. Returns 0, or -1 on memory exhaustion. */
+int ms_classify(const struct ms_classify_params *params, const struct ms_token_counts *counts,
+                size_t count, uint64_t nspam, uint64_t nham, double *score_r, unsigned int *used_r);
+
+#endif

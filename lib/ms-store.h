@@ -1,0 +1,57 @@
+#ifndef MS_STORE_H
+#define MS_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ms-classify.h"
+#include "ms-digest.h"
+#include "ms-filter.h"
+
+/* The token store in Redis: the schema of doc/redis-schema.md. Every call
+ * makes one round trip (a pipeline or one script), bounded by the timeout;
+ * on any trouble it returns -1 with err set, drops the connection and
+ * reconnects on the next call. user NULL means the shared statistics. */
+
+/* Tokens live in 2^16 hashes chosen by the top 16 bits of their hash, the
+ * next 32 bits are the field: see doc/redis-schema.md for the measurements. */
+#define MS_STORE_BUCKET_BITS 16
+#define MS_STORE_BUCKETS     (1u << MS_STORE_BUCKET_BITS)
+
+struct ms_store;
+
+/* address: "unix:/path", "/path" or "host:port". read_address: a replica
+ * for classification, or NULL/"" to read from address. Never connects. */
+struct ms_store *ms_store_create(const char *address, const char *read_address, const char *prefix,
+                                 unsigned int timeout_msecs);
+void ms_store_destroy(struct ms_store **store);
+
+struct ms_store_totals {
+	uint64_t learned_spam;
+	uint64_t learned_ham;
+	uint64_t tokens;
+};
+
+/* counts[i] for hashes[i] (0/0 if never learned), and the learn totals. */
+int ms_store_fetch(struct ms_store *store, const char *user, const uint64_t *hashes, size_t count,
+                   struct ms_token_counts *counts, struct ms_store_totals *totals, char *err,
+                   size_t errlen);
+
+/* Learn a message's tokens as cls, atomically, keyed by its digest: see
+ * ms_filter_learn() for the results. Each learn also sweeps a few buckets
+ * for expiry (MS_STORE_SWEEP_PER_LEARN). */
+int ms_store_learn(struct ms_store *store, const char *user, enum ms_class cls,
+                   const unsigned char digest[MS_DIGEST_SIZE], const uint64_t *hashes, size_t count,
+                   enum ms_learn_result *result_r, char *err, size_t errlen);
+
+/* Expiry of rare, stale tokens: visit the next nbuckets buckets; a token
+ * seen once in all (spam + ham = 1) and not learned again since the previous
+ * visit is deleted. *removed_r gets how many were. */
+int ms_store_expire(struct ms_store *store, const char *user, unsigned int nbuckets,
+                    unsigned long long *removed_r, char *err, size_t errlen);
+
+/* Learn totals, token count and Redis used_memory. */
+int ms_store_stats(struct ms_store *store, const char *user, struct ms_store_totals *totals,
+                   unsigned long long *memory_r, char *err, size_t errlen);
+
+#endif

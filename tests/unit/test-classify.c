@@ -1,0 +1,133 @@
+#include "ms-classify.h"
+
+#include <check.h>
+#include <math.h>
+#include <stdlib.h>
+
+#define ck_assert_close(a, b, eps) \
+	ck_assert_msg(fabs((a) - (b)) <= (eps), "%.12g != %.12g", (double)(a), (double)(b))
+
+static const struct ms_classify_params plain = {.s = 1.0, .x = 0.5, .min_dev = 0.0};
+
+START_TEST(test_fw)
+{
+	/* p = (3/10) / (3/10 + 1/10) = 0.75, f = (1 * 0.5 + 4 * 0.75) / (1 + 4) */
+	ck_assert_close(ms_classify_fw(&plain, 3, 1, 10, 10), 0.7, 1e-12);
+	/* 10 of 100 spam and 30 of 300 ham: equally likely in both */
+	ck_assert_close(ms_classify_fw(&plain, 10, 30, 100, 300), 0.5, 1e-12);
+	/* never seen: the prior */
+	ck_assert_close(ms_classify_fw(&plain, 0, 0, 100, 300), 0.5, 1e-12);
+	/* once in spam only: p = 1, f = (0.5 + 1) / 2 */
+	ck_assert_close(ms_classify_fw(&plain, 1, 0, 100, 300), 0.75, 1e-12);
+	/* a stronger prior pulls harder */
+	struct ms_classify_params strong = {.s = 3.0, .x = 0.4};
+	ck_assert_close(ms_classify_fw(&strong, 1, 0, 100, 300), (3 * 0.4 + 1) / 4.0, 1e-12);
+}
+END_TEST
+
+START_TEST(test_chi2q)
+{
+	/* dof 2: e^-m; dof 4: e^-m (1 + m) */
+	ck_assert_close(ms_chi2q(4.0, 2), exp(-2.0), 1e-12);
+	ck_assert_close(ms_chi2q(4.0, 4), 3.0 * exp(-2.0), 1e-12);
+	/* e^-10 (1 + 10 + 100/2 + 1000/6 + 10000/24) */
+	ck_assert_close(ms_chi2q(20.0, 10), 0.029252688076961075, 1e-12);
+	ck_assert_close(ms_chi2q(0.0, 10), 1.0, 0);
+	/* many tokens: e^-m alone would underflow to 0 */
+	ck_assert_close(ms_chi2q(1500.0, 2000), 1.0, 1e-9);
+	ck_assert_close(ms_chi2q(2500.0, 2000) / 1.0740080231382197e-13, 1.0, 1e-6);
+}
+END_TEST
+
+START_TEST(test_combine)
+{
+	/* f(w) = 0.9 and 0.8 with s = 1, x = 0.5: counts that give exactly those */
+	struct ms_token_counts counts[] = {
+	        {.spam = 4, .ham = 0}, /* p = 1, f = (0.5 + 4) / 5 = 0.9 */
+	        {.spam = 3, .ham = 1}, /* see test_fw: 0.7 with 10/10 learns */
+	};
+	double score;
+	unsigned int used;
+
+	/* one token: H = f, S = 1 - f, so the score is f itself */
+	ck_assert_int_eq(ms_classify(&plain, counts, 1, 10, 10, &score, &used), 0);
+	ck_assert_close(score, 0.9, 1e-12);
+	ck_assert_uint_eq(used, 1);
+
+	/* f = 0.9 and 0.7: H = 0.63 (1 - ln 0.63), S = 0.03 (1 - ln 0.03) */
+	double h = 0.63 * (1 - log(0.63)), s = 0.03 * (1 - log(0.03));
+	ck_assert_int_eq(ms_classify(&plain, counts, 2, 10, 10, &score, &used), 0);
+	ck_assert_close(score, (1 + h - s) / 2, 1e-12);
+	ck_assert_uint_eq(used, 2);
+}
+END_TEST
+
+START_TEST(test_selection)
+{
+	struct ms_token_counts counts[] = {
+	        {.spam = 0, .ham = 0}, /* unknown: left out */
+	        {.spam = 4, .ham = 0}, /* f = 0.9 */
+	        {.spam = 1, .ham = 1}, /* f = 0.5: below min_dev */
+	        {.spam = 0, .ham = 1}, /* f = 0.25 */
+	};
+	struct ms_classify_params params = plain;
+	double score;
+	unsigned int used;
+
+	params.min_dev = 0.1;
+	ck_assert_int_eq(ms_classify(&params, counts, 4, 10, 10, &score, &used), 0);
+	ck_assert_uint_eq(used, 2);
+	/* max_tokens keeps the most extreme: 0.9 (0.4 from 0.5) over 0.25 */
+	params.max_tokens = 1;
+	ck_assert_int_eq(ms_classify(&params, counts, 4, 10, 10, &score, &used), 0);
+	ck_assert_uint_eq(used, 1);
+	ck_assert_close(score, 0.9, 1e-12);
+	/* nothing known: 0.5 from no tokens */
+	ck_assert_int_eq(ms_classify(&params, counts, 1, 10, 10, &score, &used), 0);
+	ck_assert_uint_eq(used, 0);
+	ck_assert_close(score, 0.5, 0);
+}
+END_TEST
+
+START_TEST(test_extremes)
+{
+	struct ms_token_counts *counts = calloc(5000, sizeof(*counts));
+	double score;
+	unsigned int used, i;
+
+	for (i = 0; i < 5000; i++)
+		counts[i].spam = 100;
+	ck_assert_int_eq(
+	        ms_classify(&ms_classify_defaults, counts, 5000, 1000, 1000, &score, &used), 0);
+	ck_assert(score > 0.999 && score <= 1.0);
+	for (i = 0; i < 5000; i++) {
+		counts[i].spam = 0;
+		counts[i].ham = 100;
+	}
+	ck_assert_int_eq(
+	        ms_classify(&ms_classify_defaults, counts, 5000, 1000, 1000, &score, &used), 0);
+	ck_assert(score >= 0.0 && score < 0.001);
+	free(counts);
+}
+END_TEST
+
+int
+main(void)
+{
+	Suite *s = suite_create("classify");
+	TCase *tc = tcase_create("core");
+	SRunner *sr;
+	int failed;
+
+	tcase_add_test(tc, test_fw);
+	tcase_add_test(tc, test_chi2q);
+	tcase_add_test(tc, test_combine);
+	tcase_add_test(tc, test_selection);
+	tcase_add_test(tc, test_extremes);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

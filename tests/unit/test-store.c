@@ -1,0 +1,326 @@
+/* The token store against a real, private redis-server on a unix socket in
+ * a temp dir (skipped with 77 when redis-server is not installed). */
+#include "ms-store.h"
+
+#include <check.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static char tmpdir[] = "/tmp/ms-test-store.XXXXXX";
+static char sock_path[100];
+static pid_t redis_pid = -1;
+
+static int
+can_connect(const char *path)
+{
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0), ok;
+
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
+	ok = fd >= 0 && connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0;
+	if (fd >= 0)
+		close(fd);
+	return ok;
+}
+
+static void
+redis_start(void)
+{
+	int i;
+
+	redis_pid = fork();
+	ck_assert_int_ge(redis_pid, 0);
+	if (redis_pid == 0) {
+		execlp("redis-server", "redis-server", "--port", "0", "--unixsocket", sock_path,
+		       "--save", "", "--appendonly", "no", "--dir", tmpdir, "--logfile",
+		       "redis.log", (char *)NULL);
+		_exit(127);
+	}
+	/* wait for the socket: startup, not a timing assertion */
+	for (i = 0; i < 500 && !can_connect(sock_path); i++)
+		usleep(10000);
+	ck_assert_msg(can_connect(sock_path), "redis-server did not start");
+}
+
+static void
+redis_stop(void)
+{
+	if (redis_pid > 0) {
+		kill(redis_pid, SIGCONT);
+		kill(redis_pid, SIGTERM);
+		waitpid(redis_pid, NULL, 0);
+	}
+	redis_pid = -1;
+	unlink(sock_path);
+}
+
+static struct ms_store *
+store_new(void)
+{
+	struct ms_store *store = ms_store_create(sock_path, NULL, "mt", 300);
+
+	ck_assert_ptr_nonnull(store);
+	return store;
+}
+
+static void
+setup(void)
+{
+	redis_start();
+}
+
+static void
+teardown(void)
+{
+	redis_stop();
+}
+
+static void
+digest_of(const char *name, unsigned char digest[MS_DIGEST_SIZE])
+{
+	memset(digest, 0, MS_DIGEST_SIZE);
+	snprintf((char *)digest, MS_DIGEST_SIZE, "%s", name);
+}
+
+static enum ms_learn_result
+learn(struct ms_store *store, const char *user, enum ms_class cls, const char *name,
+      const uint64_t *hashes, size_t count)
+{
+	unsigned char digest[MS_DIGEST_SIZE];
+	enum ms_learn_result result;
+	char err[256];
+
+	digest_of(name, digest);
+	ck_assert_msg(ms_store_learn(store, user, cls, digest, hashes, count, &result, err,
+	                             sizeof(err)) == 0,
+	              "learn: %s", err);
+	return result;
+}
+
+static void
+fetch(struct ms_store *store, const char *user, const uint64_t *hashes, size_t count,
+      struct ms_token_counts *counts, struct ms_store_totals *totals)
+{
+	char err[256];
+
+	ck_assert_msg(
+	        ms_store_fetch(store, user, hashes, count, counts, totals, err, sizeof(err)) == 0,
+	        "fetch: %s", err);
+}
+
+/* two tokens share bucket 0x1234, so one HMGET carries both */
+static const uint64_t msg_a[] = {0x0100000000000005ULL, 0x1234000000000001ULL,
+                                 0x1234abcd00000000ULL};
+static const uint64_t msg_b[] = {0x1234abcd00000000ULL, 0xfffe000012340000ULL};
+static const uint64_t all[] = {0x0100000000000005ULL, 0x1234000000000001ULL, 0x1234abcd00000000ULL,
+                               0xfffe000012340000ULL};
+
+START_TEST(test_learn_relearn)
+{
+	struct ms_store *store = store_new();
+	struct ms_token_counts counts[4];
+	struct ms_store_totals totals;
+
+	fetch(store, NULL, all, 4, counts, &totals);
+	ck_assert_uint_eq(totals.learned_spam + totals.learned_ham, 0);
+	ck_assert_uint_eq(counts[0].spam + counts[0].ham, 0);
+
+	ck_assert_int_eq(learn(store, NULL, MS_CLASS_SPAM, "a", msg_a, 3), MS_LEARN_DONE);
+	ck_assert_int_eq(learn(store, NULL, MS_CLASS_SPAM, "a", msg_a, 3), MS_LEARN_ALREADY);
+	ck_assert_int_eq(learn(store, NULL, MS_CLASS_HAM, "b", msg_b, 2), MS_LEARN_DONE);
+	fetch(store, NULL, all, 4, counts, &totals);
+	ck_assert_uint_eq(totals.learned_spam, 1);
+	ck_assert_uint_eq(totals.learned_ham, 1);
+	ck_assert_uint_eq(totals.tokens, 4);
+	ck_assert_uint_eq(counts[0].spam, 1);
+	ck_assert_uint_eq(counts[0].ham, 0);
+	ck_assert_uint_eq(counts[1].spam, 1);
+	ck_assert_uint_eq(counts[2].spam, 1);
+	ck_assert_uint_eq(counts[2].ham, 1);
+	ck_assert_uint_eq(counts[3].spam, 0);
+	ck_assert_uint_eq(counts[3].ham, 1);
+
+	/* moved out of Junk: unlearned as spam, learned as ham */
+	ck_assert_int_eq(learn(store, NULL, MS_CLASS_HAM, "a", msg_a, 3), MS_LEARN_MOVED);
+	fetch(store, NULL, all, 4, counts, &totals);
+	ck_assert_uint_eq(totals.learned_spam, 0);
+	ck_assert_uint_eq(totals.learned_ham, 2);
+	ck_assert_uint_eq(counts[0].spam, 0);
+	ck_assert_uint_eq(counts[0].ham, 1);
+	ck_assert_uint_eq(counts[2].spam, 0);
+	ck_assert_uint_eq(counts[2].ham, 2);
+	ck_assert_uint_eq(totals.tokens, 4);
+
+	/* and back: the ham counts go down again, a token at 0/0 is gone */
+	ck_assert_int_eq(learn(store, NULL, MS_CLASS_SPAM, "b", msg_b, 2), MS_LEARN_MOVED);
+	fetch(store, NULL, all, 4, counts, &totals);
+	ck_assert_uint_eq(totals.learned_spam, 1);
+	ck_assert_uint_eq(totals.learned_ham, 1);
+	ck_assert_uint_eq(counts[2].spam, 1);
+	ck_assert_uint_eq(counts[2].ham, 1);
+	ck_assert_uint_eq(counts[3].spam, 1);
+	ck_assert_uint_eq(counts[3].ham, 0);
+	ms_store_destroy(&store);
+}
+END_TEST
+
+START_TEST(test_per_user)
+{
+	struct ms_store *store = store_new();
+	struct ms_token_counts counts[4];
+	struct ms_store_totals totals;
+
+	ck_assert_int_eq(learn(store, "alice@example.test", MS_CLASS_SPAM, "a", msg_a, 3),
+	                 MS_LEARN_DONE);
+	/* the same message for another user is that user's own first learn */
+	ck_assert_int_eq(learn(store, "b}{ob@example.test", MS_CLASS_HAM, "a", msg_a, 3),
+	                 MS_LEARN_DONE);
+	fetch(store, "alice@example.test", all, 4, counts, &totals);
+	ck_assert_uint_eq(totals.learned_spam, 1);
+	ck_assert_uint_eq(totals.learned_ham, 0);
+	ck_assert_uint_eq(counts[1].spam, 1);
+	ck_assert_uint_eq(counts[1].ham, 0);
+	fetch(store, "b}{ob@example.test", all, 4, counts, &totals);
+	ck_assert_uint_eq(totals.learned_spam, 0);
+	ck_assert_uint_eq(totals.learned_ham, 1);
+	ck_assert_uint_eq(counts[1].spam, 0);
+	ck_assert_uint_eq(counts[1].ham, 1);
+	fetch(store, NULL, all, 4, counts, &totals);
+	ck_assert_uint_eq(totals.learned_spam + totals.learned_ham, 0);
+	ck_assert_uint_eq(counts[1].spam + counts[1].ham, 0);
+	ms_store_destroy(&store);
+}
+END_TEST
+
+static void
+expire_all(struct ms_store *store, unsigned long long *removed_r)
+{
+	char err[256];
+
+	ck_assert_msg(ms_store_expire(store, NULL, MS_STORE_BUCKETS, removed_r, err, sizeof(err)) ==
+	                      0,
+	              "expire: %s", err);
+}
+
+START_TEST(test_expiry)
+{
+	struct ms_store *store = store_new();
+	struct ms_token_counts counts[4];
+	struct ms_store_totals totals;
+	unsigned long long removed;
+
+	learn(store, NULL, MS_CLASS_SPAM, "a", msg_a, 3);
+	learn(store, NULL, MS_CLASS_HAM, "b", msg_b, 2);
+	/* first pass: everything was learned since, only marks are cleared */
+	expire_all(store, &removed);
+	ck_assert_uint_eq(removed, 0);
+	/* learning touches msg_b's tokens again: they are not stale */
+	learn(store, NULL, MS_CLASS_HAM, "b2", msg_b, 2);
+	expire_all(store, &removed);
+	/* msg_a's two own tokens were seen once and not since: gone */
+	ck_assert_uint_eq(removed, 2);
+	fetch(store, NULL, all, 4, counts, &totals);
+	ck_assert_uint_eq(counts[0].spam + counts[0].ham, 0);
+	ck_assert_uint_eq(counts[1].spam + counts[1].ham, 0);
+	ck_assert_uint_eq(counts[2].spam, 1);
+	ck_assert_uint_eq(counts[2].ham, 2);
+	ck_assert_uint_eq(counts[3].ham, 2);
+	ck_assert_uint_eq(totals.tokens, 2);
+	/* the learn counters are the messages', not the tokens' */
+	ck_assert_uint_eq(totals.learned_spam, 1);
+	ck_assert_uint_eq(totals.learned_ham, 2);
+	/* a third pass keeps tokens seen more than once, stale or not */
+	expire_all(store, &removed);
+	ck_assert_uint_eq(removed, 0);
+	ms_store_destroy(&store);
+}
+END_TEST
+
+START_TEST(test_stats)
+{
+	struct ms_store *store = store_new();
+	struct ms_store_totals totals;
+	unsigned long long memory = 0;
+	char err[256];
+
+	learn(store, NULL, MS_CLASS_SPAM, "a", msg_a, 3);
+	ck_assert_int_eq(ms_store_stats(store, NULL, &totals, &memory, err, sizeof(err)), 0);
+	ck_assert_uint_eq(totals.learned_spam, 1);
+	ck_assert_uint_eq(totals.tokens, 3);
+	ck_assert_uint_gt(memory, 0);
+	ms_store_destroy(&store);
+}
+END_TEST
+
+/* A hung Redis (SIGSTOP) costs one timeout, a dead one fails at once; both
+ * are errors, never a hang, and the store reconnects once Redis is back. */
+START_TEST(test_redis_trouble)
+{
+	struct ms_store *store = store_new();
+	struct ms_token_counts counts[4];
+	struct ms_store_totals totals;
+	enum ms_learn_result result;
+	unsigned char digest[MS_DIGEST_SIZE];
+	char err[256];
+
+	fetch(store, NULL, all, 4, counts, &totals);
+	kill(redis_pid, SIGSTOP);
+	ck_assert_int_eq(ms_store_fetch(store, NULL, all, 4, counts, &totals, err, sizeof(err)),
+	                 -1);
+	ck_assert_ptr_nonnull(strstr(err, sock_path));
+	kill(redis_pid, SIGCONT);
+	fetch(store, NULL, all, 4, counts, &totals);
+
+	redis_stop();
+	digest_of("a", digest);
+	ck_assert_int_eq(ms_store_learn(store, NULL, MS_CLASS_SPAM, digest, msg_a, 3, &result, err,
+	                                sizeof(err)),
+	                 -1);
+	ck_assert_int_eq(ms_store_fetch(store, NULL, all, 4, counts, &totals, err, sizeof(err)),
+	                 -1);
+	redis_start();
+	ck_assert_int_eq(learn(store, NULL, MS_CLASS_SPAM, "a", msg_a, 3), MS_LEARN_DONE);
+	ms_store_destroy(&store);
+}
+END_TEST
+
+int
+main(void)
+{
+	Suite *s = suite_create("store");
+	TCase *tc = tcase_create("redis");
+	SRunner *sr;
+	int failed;
+
+	if (system("command -v redis-server >/dev/null 2>&1") != 0) {
+		fprintf(stderr, "redis-server not installed: skipped\n");
+		return 77;
+	}
+	if (mkdtemp(tmpdir) == NULL)
+		return EXIT_FAILURE;
+	snprintf(sock_path, sizeof(sock_path), "%s/redis.sock", tmpdir);
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, test_learn_relearn);
+	tcase_add_test(tc, test_per_user);
+	tcase_add_test(tc, test_expiry);
+	tcase_add_test(tc, test_stats);
+	tcase_add_test(tc, test_redis_trouble);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	/* the fixture's redis-server is our child: keep tests in this process */
+	srunner_set_fork_status(sr, CK_NOFORK);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	snprintf(sock_path, sizeof(sock_path), "%s/redis.log", tmpdir);
+	unlink(sock_path);
+	rmdir(tmpdir);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

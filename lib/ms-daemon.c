@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <netdb.h>
 #include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -144,4 +145,63 @@ ms_daemon_drop_privileges(const struct ms_daemon_user *du, char *err, size_t err
 	if (du->uid != 0 && setuid(0) == 0)
 		return daemon_error(err, errlen, "could not drop root privileges");
 	return 0;
+}
+
+/* Split "host:port" / "[v6]:port" in place. */
+static int
+split_host_port(char *addr, char **host_r, char **port_r)
+{
+	char *colon;
+
+	if (*addr == '[') {
+		char *end = strchr(addr, ']');
+		if (end == NULL || end[1] != ':')
+			return -1;
+		*end = '\0';
+		*host_r = addr + 1;
+		*port_r = end + 2;
+		return 0;
+	}
+	if ((colon = strrchr(addr, ':')) == NULL)
+		return -1;
+	*colon = '\0';
+	*host_r = addr;
+	*port_r = colon + 1;
+	return 0;
+}
+
+int
+ms_daemon_listen_tcp(const char *addr, char *err, size_t errlen)
+{
+	struct addrinfo hints, *ai = NULL;
+	char buf[256], *host, *port;
+	const char *what = NULL;
+	int fd, one = 1, ret;
+
+	if (strlen(addr) >= sizeof(buf))
+		return daemon_error(err, errlen, "%s: address too long", addr);
+	strcpy(buf, addr);
+	if (split_host_port(buf, &host, &port) < 0 || *port == '\0')
+		return daemon_error(err, errlen, "%s: expected host:port, e.g. 127.0.0.1:24", addr);
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE;
+	if ((ret = getaddrinfo(host, port, &hints, &ai)) != 0)
+		return daemon_error(err, errlen, "%s: %s", addr, gai_strerror(ret));
+	if ((fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0)
+		what = "socket";
+	else if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
+		what = "setsockopt";
+	else if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0)
+		what = "bind";
+	else if (listen(fd, 64) < 0)
+		what = "listen";
+	freeaddrinfo(ai);
+	if (what != NULL) {
+		daemon_error(err, errlen, "%s(%s): %s", what, addr, strerror(errno));
+		if (fd >= 0)
+			(void)close(fd);
+		return -1;
+	}
+	return fd;
 }

@@ -23,6 +23,10 @@ int ms_daemon_lookup_user(const char *user, const char *group, struct ms_daemon_
 int ms_daemon_listen_unix(const char *path, mode_t mode, const struct ms_daemon_user *owner,
                           char *err, size_t errlen);
 
+/* Listen on TCP "127.0.0.1:24" or "[::1]:24" (numeric only: no DNS at
+ * startup). Returns the non-blocking fd or -1. */
+int ms_daemon_listen_tcp(const char *addr, char *err, size_t errlen);
+
 /* daemon(3) and write pid_file. Call while still root. */
 int ms_daemon_detach(const char *pid_file, char *err, size_t errlen);
 

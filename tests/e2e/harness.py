@@ -164,6 +164,22 @@ class Env:
         self.ms_conf = path
         return path
 
+    # --- mailsift-lmtpd, in the foreground (-F), on the private socket
+    def start_lmtpd(self, **keys):
+        """Start mailsift-lmtpd with write_ms_conf(**keys); returns the Popen."""
+        conf = self.write_ms_conf(**keys)
+        sock = keys.get("lmtp_socket", self.path("lmtp.sock"))
+        log = open(self.path("lmtpd.log"), "ab")
+        proc = subprocess.Popen([binary("mailsift-lmtpd"), "-F", "-c", conf],
+                                stdout=log, stderr=subprocess.STDOUT)
+        self.on_cleanup(lambda: (stop_pid(proc.pid), proc.wait(10), log.close()))
+        wait_for(lambda: can_connect(sock) or proc.poll() is not None, what="lmtpd socket")
+        if proc.poll() is not None:
+            raise RuntimeError("mailsift-lmtpd exited: " + read_text(self.path("lmtpd.log")))
+        self.lmtpd = proc
+        self.lmtp_socket = sock
+        return proc
+
     # --- redis
     def start_redis(self):
         sock = self.path("redis.sock")

@@ -29,6 +29,14 @@ def binary(name):
     raise FileNotFoundError(name + " is not built in " + BUILDDIR)
 
 
+def plugin_so():
+    """The built Dovecot plugin (dovecot-plugin/)."""
+    path = os.path.join(BUILDDIR, "dovecot-plugin", ".libs", "lib95_mailsift_plugin.so")
+    if not os.path.exists(path):
+        raise FileNotFoundError(path + " is not built")
+    return path
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -304,9 +312,39 @@ class Env:
         subprocess.run(cmd + [self.path("spool"), user, cls] + list(files), check=True,
                        user=VMAIL.pw_uid, group=VMAIL.pw_gid, extra_groups=[])
 
+    # --- the training spool, as mailsift-learnd and its producers share it
+    def make_spool(self):
+        spool = self.path("spool")
+        for sub in ("", "tmp", "new", "bad"):
+            os.makedirs(os.path.join(spool, sub), exist_ok=True)
+            os.chown(os.path.join(spool, sub), VMAIL.pw_uid, VMAIL.pw_gid)
+        return spool
+
     def spool_files(self, sub="new"):
         d = self.path("spool", sub)
         return sorted(os.listdir(d)) if os.path.isdir(d) else []
+
+
+    # --- Dovecot with the mailsift plugin, loaded from a private module dir
+    def plugin_module_dir(self):
+        """The system's mail plugins plus ours, so nothing is installed."""
+        d = self.path("dovecot", "modules")
+        os.makedirs(d, exist_ok=True)
+        sysdir = "/usr/lib/dovecot/modules"
+        for name in os.listdir(sysdir):
+            if name.endswith(".so"):
+                os.symlink(os.path.join(sysdir, name), os.path.join(d, name))
+        os.symlink(plugin_so(), os.path.join(d, "lib95_mailsift_plugin.so"))
+        return d
+
+    def plugin_conf(self, mail_plugins="", **settings):
+        """dovecot.conf text that loads the plugin; settings go to plugin { }."""
+        conf = {"mailsift_spool_dir": self.path("spool"),
+                "mailsift_learner_socket": self.path("learner.sock")}
+        conf.update({k: str(v) for k, v in settings.items()})
+        return ("mail_plugin_dir = %s\nmail_plugins = $mail_plugins %s mailsift\n"
+                "plugin {\n%s}\n" % (self.plugin_module_dir(), mail_plugins,
+                                     "".join("  %s = %s\n" % kv for kv in conf.items())))
 
     def smtpctl(self, *args):
         return subprocess.run(["nsenter", "-t", str(self.smtpd_pid), "-m", "smtpctl"] +

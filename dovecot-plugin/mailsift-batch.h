@@ -1,0 +1,23 @@
+#ifndef MAILSIFT_BATCH_H
+#define MAILSIFT_BATCH_H
+
+#include "ms-filter.h"
+
+struct mail;
+struct mailsift_user;
+
+/* The training events of one mailbox transaction: spool files written to
+ * tmp/ while the messages are copied, published together when the
+ * transaction commits, dropped when it does not. Spool trouble is logged
+ * and never fails the user's command. */
+struct mailsift_batch;
+
+struct mailsift_batch *mailsift_batch_create(const struct mailsift_user *muser,
+                                             const char *username);
+/* Write mail's text (CRLF, as the pipe route gets it) as a cls event. */
+void mailsift_batch_add(struct mailsift_batch *batch, struct mail *mail, enum ms_class cls);
+/* Rename the files into new/ and poke the learner without waiting. */
+void mailsift_batch_publish(struct mailsift_batch **batch);
+void mailsift_batch_drop(struct mailsift_batch **batch);
+
+#endif

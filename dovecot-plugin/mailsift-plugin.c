@@ -22,12 +22,20 @@ setting_or(struct mail_user *user, const char *name, const char *def)
 	return value == NULL || *value == '\0' ? def : value;
 }
 
+/* Comma separated, so names with spaces ("Junk E-mail") work. */
 static const char *const *
 setting_names(struct mail_user *user, const char *name)
 {
-	const char *value = setting_or(user, name, "");
+	char **names = p_strsplit(user->pool, setting_or(user, name, ""), ",");
+	unsigned int i, n = 0;
 
-	return (const char *const *)p_strsplit_spaces(user->pool, value, " ,");
+	for (i = 0; names[i] != NULL; i++) {
+		names[n] = p_strdup(user->pool, t_str_trim(names[i], " \t"));
+		if (names[n][0] != '\0')
+			n++;
+	}
+	names[n] = NULL;
+	return (const char *const *)names;
 }
 
 static int

@@ -1,4 +1,6 @@
 /* Spool producers: write tmp/<unique>, publish as new/<class>.<unique>. */
+/* syncfs(2) is a GNU extension */
+#define _GNU_SOURCE
 #include "ms-spool.h"
 
 #include <errno.h>
@@ -237,6 +239,72 @@ ms_spool_commit(struct ms_spool_writer **writer, char *err, size_t errlen)
 		ret = spool_error(err, errlen, "fsync(%s): %s", w->new_dir, strerror(errno));
 	free(w);
 	*writer = NULL;
+	return ret;
+}
+
+int
+ms_spool_finish(struct ms_spool_writer *writer, char *err, size_t errlen)
+{
+	int fd = writer->fd;
+
+	writer->fd = -1;
+	if (close(fd) < 0)
+		return spool_error(err, errlen, "close(%s): %s", writer->tmp_path, strerror(errno));
+	return 0;
+}
+
+/* Make the data of every finished file durable before any is renamed. */
+static int
+sync_finished(struct ms_spool_writer **writers, size_t count, char *err, size_t errlen)
+{
+	const char *path = writers[0]->new_dir;
+	int fd, ret = 0;
+#ifdef __linux__
+	if ((fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 || syncfs(fd) < 0)
+		ret = -1;
+#else
+	size_t i;
+
+	for (i = 0, fd = -1; i < count && ret == 0; i++) {
+		path = writers[i]->tmp_path;
+		if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 || fsync(fd) < 0)
+			ret = -1;
+		else if (close(fd) < 0)
+			ret = -1;
+		if (ret == 0)
+			fd = -1;
+	}
+#endif
+	if (ret < 0)
+		spool_error(err, errlen, "sync(%s): %s", path, strerror(errno));
+	if (fd >= 0)
+		(void)close(fd);
+	return ret;
+}
+
+int
+ms_spool_commit_many(struct ms_spool_writer **writers, size_t count, char *err, size_t errlen)
+{
+	int ret = 0;
+	size_t i;
+
+	if (count == 0)
+		return 0;
+	if (sync_finished(writers, count, err, errlen) < 0) {
+		for (i = 0; i < count; i++)
+			ms_spool_abort(&writers[i]);
+		return -1;
+	}
+	for (i = 0; i < count; i++) {
+		if (rename(writers[i]->tmp_path, writers[i]->new_path) < 0 && ret == 0)
+			ret = spool_error(err, errlen, "rename(%s): %s", writers[i]->tmp_path,
+			                  strerror(errno));
+	}
+	if (fsync_dir(writers[0]->new_dir) < 0 && ret == 0)
+		ret = spool_error(err, errlen, "fsync(%s): %s", writers[0]->new_dir,
+		                  strerror(errno));
+	for (i = 0; i < count; i++)
+		ms_spool_abort(&writers[i]);
 	return ret;
 }
 

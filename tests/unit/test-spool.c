@@ -131,6 +131,51 @@ START_TEST(test_chunks_commit_abort)
 }
 END_TEST
 
+/* The plugin's batch: finished (closed) writers published together. */
+START_TEST(test_finish_commit_many)
+{
+	struct ms_spool_writer *w[3];
+	struct ms_spool_entry entry;
+	char err[256], path[256], **names;
+	size_t count, i;
+
+	for (i = 0; i < 3; i++) {
+		ck_assert_int_eq(ms_spool_begin(spool, "u@x", i == 1 ? MS_CLASS_HAM : MS_CLASS_SPAM,
+		                                &w[i], err, sizeof(err)),
+		                 0);
+		ck_assert_int_eq(ms_spool_write(w[i], "S: m\n\nb\n", 8, err, sizeof(err)), 0);
+		ck_assert_int_eq(ms_spool_finish(w[i], err, sizeof(err)), 0);
+	}
+	ms_spool_abort(&w[2]);
+	ck_assert_uint_eq(count_dir("tmp"), 2);
+	ck_assert_uint_eq(count_dir("new"), 0);
+	ck_assert_msg(ms_spool_commit_many(w, 2, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_ptr_null(w[0]);
+	ck_assert_ptr_null(w[1]);
+	ck_assert_uint_eq(count_dir("tmp"), 0);
+	ck_assert_int_eq(ms_spool_list(spool, &names, &count, err, sizeof(err)), 0);
+	ck_assert_uint_eq(count, 2);
+	for (i = 0; i < count; i++) {
+		ck_assert_int_eq(ms_spool_read(spool, names[i], 1 << 20, &entry, err, sizeof(err)),
+		                 MS_SPOOL_READ_OK);
+		ck_assert_uint_eq(entry.size, 8);
+		ms_spool_entry_free(&entry);
+	}
+	ms_spool_names_free(names, count);
+	ck_assert_int_eq(ms_spool_commit_many(w, 0, err, sizeof(err)), 0);
+
+	/* new/ gone: the batch fails, says why, and leaves nothing in tmp/ */
+	ck_assert_int_eq(ms_spool_begin(spool, "u@x", MS_CLASS_SPAM, &w[0], err, sizeof(err)), 0);
+	ck_assert_int_eq(ms_spool_finish(w[0], err, sizeof(err)), 0);
+	snprintf(path, sizeof(path), "rm -rf %s/new", spool);
+	ck_assert_int_eq(system(path), 0);
+	ck_assert_int_eq(ms_spool_commit_many(w, 1, err, sizeof(err)), -1);
+	ck_assert_ptr_null(w[0]);
+	ck_assert_ptr_nonnull(strstr(err, "new"));
+	ck_assert_uint_eq(count_dir("tmp"), 0);
+}
+END_TEST
+
 START_TEST(test_write_fd)
 {
 	struct ms_spool_writer *w;
@@ -345,6 +390,7 @@ spool_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_submit_and_read);
 	tcase_add_test(tc, test_chunks_commit_abort);
+	tcase_add_test(tc, test_finish_commit_many);
 	tcase_add_test(tc, test_write_fd);
 	tcase_add_test(tc, test_list_order_unique);
 	tcase_add_test(tc, test_bad_user);

@@ -166,7 +166,6 @@ mailsift_batch_drop(struct mailsift_batch **_batch)
 	struct mailsift_batch *batch = *_batch;
 	struct ms_spool_writer **writer;
 
-	array_foreach_modifiable(&batch->writers, writer)
-		ms_spool_abort(writer);
+	array_foreach_modifiable(&batch->writers, writer) ms_spool_abort(writer);
 	batch_free(_batch);
 }

@@ -5,7 +5,7 @@
 #include "mailsift-plugin.h"
 #include "mailsift-batch.h"
 
-#define MAILSIFT_CONTEXT(obj) MODULE_CONTEXT(obj, mailsift_storage_module)
+#define MAILSIFT_CONTEXT(obj)         MODULE_CONTEXT(obj, mailsift_storage_module)
 #define MAILSIFT_CONTEXT_REQUIRE(obj) MODULE_CONTEXT_REQUIRE(obj, mailsift_storage_module)
 
 /* Deliveries (LMTP, LDA) copy from a mailbox of the "raw" storage. */
@@ -107,8 +107,9 @@ learn_copy(struct mailbox_transaction_context *t, struct mail *mail)
 
 	if (strcmp(mail->box->storage->name, RAW_STORAGE_NAME) == 0)
 		return;
-	src_role = src != NULL ? src->role
-	                       : mailbox_role(mail->box, MAILSIFT_USER_CONTEXT(t->box->storage->user));
+	src_role = src != NULL
+	                   ? src->role
+	                   : mailbox_role(mail->box, MAILSIFT_USER_CONTEXT(t->box->storage->user));
 	if (copy_class(src_role, dest->role, &cls))
 		mailsift_batch_add(transaction_batch(t), mail, cls);
 }

@@ -11,8 +11,7 @@
 
 const char *mailsift_plugin_version = DOVECOT_ABI_VERSION;
 
-struct mailsift_user_module mailsift_user_module =
-        MODULE_CONTEXT_INIT(&mail_user_module_register);
+struct mailsift_user_module mailsift_user_module = MODULE_CONTEXT_INIT(&mail_user_module_register);
 
 static const char *
 setting_or(struct mail_user *user, const char *name, const char *def)

@@ -79,23 +79,42 @@ ms_header_filter(const unsigned char *hdr, size_t hdrlen, unsigned char *out)
 	return used;
 }
 
+static bool
+is_space(unsigned char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+static void
+trim_spaces(const unsigned char **value, size_t *len)
+{
+	while (*len > 0 && is_space((*value)[0])) {
+		(*value)++;
+		(*len)--;
+	}
+	while (*len > 0 && is_space((*value)[*len - 1]))
+		(*len)--;
+}
+
+/* Trim value (after ':') to the address inside optional <>. */
+static void
+trim_value(const unsigned char **value, size_t *len)
+{
+	trim_spaces(value, len);
+	if (*len >= 2 && (*value)[0] == '<' && (*value)[*len - 1] == '>') {
+		(*value)++;
+		*len -= 2;
+		trim_spaces(value, len);
+	}
+}
+
 /* Does the value of a field (after ':') equal addr, with or without <>? */
 static bool
 value_is(const unsigned char *value, size_t len, const char *addr)
 {
 	size_t n = strlen(addr);
 
-	while (len > 0 && (value[0] == ' ' || value[0] == '\t')) {
-		value++;
-		len--;
-	}
-	while (len > 0 && (value[len - 1] == '\n' || value[len - 1] == '\r' ||
-	                   value[len - 1] == ' ' || value[len - 1] == '\t'))
-		len--;
-	if (len >= 2 && value[0] == '<' && value[len - 1] == '>') {
-		value++;
-		len -= 2;
-	}
+	trim_value(&value, &len);
 	return len == n && strncasecmp((const char *)value, addr, n) == 0;
 }
 
@@ -114,6 +133,36 @@ ms_header_top_delivered_to(const unsigned char *hdr, size_t hdrlen, const char *
 		} else if (!field_is(hdr + p, end - p, "Return-Path", false))
 			return false;
 		p = end;
+	}
+	return false;
+}
+
+size_t
+ms_header_mbox_from_length(const unsigned char *msg, size_t size)
+{
+	if (size < 5 || memcmp(msg, "From ", 5) != 0)
+		return 0;
+	return line_end(msg, size, 0);
+}
+
+bool
+ms_header_return_path(const unsigned char *hdr, size_t hdrlen, char *buf, size_t bufsize)
+{
+	const unsigned char *value;
+	size_t p = 0, end, len;
+
+	for (; p < hdrlen; p = end) {
+		end = line_end(hdr, hdrlen, p);
+		if (!field_is(hdr + p, end - p, "Return-Path", false))
+			continue;
+		value = (const unsigned char *)memchr(hdr + p, ':', end - p) + 1;
+		len = end - (size_t)(value - hdr);
+		trim_value(&value, &len);
+		if (len >= bufsize || memchr(value, '\0', len) != NULL)
+			return false;
+		memcpy(buf, value, len);
+		buf[len] = '\0';
+		return true;
 	}
 	return false;
 }

@@ -22,4 +22,12 @@ size_t ms_header_filter(const unsigned char *hdr, size_t hdrlen, unsigned char *
  * (OpenSMTPD's mda adds one), not to be written twice. */
 bool ms_header_top_delivered_to(const unsigned char *hdr, size_t hdrlen, const char *rcpt);
 
+/* Length of an mbox "From " line at the very start of msg (0 if none): an
+ * MTA's pipe may add one, and it is no header. */
+size_t ms_header_mbox_from_length(const unsigned char *msg, size_t size);
+
+/* The address of the first Return-Path field in hdr, without <>, into buf.
+ * Returns false if there is none (or it does not fit). */
+bool ms_header_return_path(const unsigned char *hdr, size_t hdrlen, char *buf, size_t bufsize);
+
 #endif

@@ -384,7 +384,7 @@ ms_userdb_lookup(struct ms_userdb *db, const char *address, struct ms_user *user
 	char base[MS_USER_NAME_MAX];
 
 	if (!ms_path_safe_address(address, strlen(address))) {
-		snprintf(err, errlen, "not a deliverable address");
+		snprintf(err, errlen, "unknown user (not a safe address)");
 		return MS_USERDB_NOUSER;
 	}
 	if (refresh(db, err, errlen) < 0)
@@ -393,7 +393,7 @@ ms_userdb_lookup(struct ms_userdb *db, const char *address, struct ms_user *user
 	if (entry == NULL && strip_detail(address, base, sizeof(base)))
 		entry = find(db, base);
 	if (entry == NULL) {
-		snprintf(err, errlen, "no such user");
+		snprintf(err, errlen, "unknown user");
 		return MS_USERDB_NOUSER;
 	}
 	return fill_user(db, entry, user_r, err, errlen);

@@ -141,6 +141,26 @@ START_TEST(test_top_delivered_to)
 }
 END_TEST
 
+START_TEST(test_lda_helpers)
+{
+	const char *m = "From sender@x Sat Nov 28 09:00:00 2026\nReturn-Path: < a@b >\n\n";
+	size_t skip = ms_header_mbox_from_length((const unsigned char *)m, strlen(m));
+	char buf[64];
+
+	ck_assert_uint_eq(skip, strlen("From sender@x Sat Nov 28 09:00:00 2026\n"));
+	ck_assert_uint_eq(ms_header_mbox_from_length((const unsigned char *)"From: a\n", 8), 0);
+	ck_assert(ms_header_return_path((const unsigned char *)m + skip, strlen(m) - skip, buf,
+	                                sizeof(buf)));
+	ck_assert_str_eq(buf, "a@b");
+	ck_assert(ms_header_return_path((const unsigned char *)"Return-Path: <>\n", 16, buf,
+	                                sizeof(buf)));
+	ck_assert_str_eq(buf, "");
+	ck_assert(!ms_header_return_path((const unsigned char *)"A: b\n", 5, buf, sizeof(buf)));
+	ck_assert(!ms_header_return_path((const unsigned char *)m + skip, strlen(m) - skip, buf,
+	                                 3));
+}
+END_TEST
+
 START_TEST(test_deliver_rewrites)
 {
 	struct ms_deliver_result result;
@@ -256,6 +276,7 @@ main(void)
 	tcase_add_test(tc, test_header_length);
 	tcase_add_test(tc, test_filter);
 	tcase_add_test(tc, test_top_delivered_to);
+	tcase_add_test(tc, test_lda_helpers);
 	tcase_add_test(tc, test_deliver_rewrites);
 	tcase_add_test(tc, test_deliver_verdict);
 	tcase_add_test(tc, test_smtpd_delivered_to_once);

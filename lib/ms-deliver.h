@@ -41,7 +41,11 @@ struct ms_deliver_result {
 
 struct ms_deliver;
 
-/* Per process. cfg must outlive it. */
+/* Per process. cfg must outlive it. Returns NULL after logging why (an
+ * unknown user/group, a bad userdb spec or mail_location): a startup error.
+ * A missing userdb file is not one; lookups then TEMPFAIL until it exists.
+ * When the process is root, each delivery switches the effective uid/gid
+ * to the user's (from the userdb) and back; otherwise it writes as itself. */
 struct ms_deliver *ms_deliver_create(const struct ms_config *cfg);
 void ms_deliver_destroy(struct ms_deliver **ctx);
 

@@ -163,6 +163,9 @@ ms_path_expand(const char *location, const struct ms_path_vars *vars, char *buf,
 		memcpy(buf + used, value, len);
 		used += len;
 	}
+	/* "/var/vmail/%d/%n/" is the same directory: no empty last component */
+	while (used > 1 && buf[used - 1] == '/')
+		used--;
 	buf[used] = '\0';
 	if (buf[0] != '/')
 		return path_error(err, errlen, location, "not an absolute path");

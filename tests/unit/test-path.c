@@ -102,6 +102,8 @@ START_TEST(test_expand)
 	expect_path("/m/%{domain}/%{username}/%{user}", "/m/example.test/user/user@example.test");
 	expect_path("/m/100%%/%n", "/m/100%/user");
 	expect_path("~", "/home/user");
+	expect_path("/var/vmail/%d/%n//", "/var/vmail/example.test/user");
+	expect_path("/", "/");
 }
 END_TEST
 

@@ -20,4 +20,13 @@ void ms_tokens_free(struct ms_tokens *tokens);
  * exhaustion; malformed mail still yields tokens. */
 int ms_tokenize_message(const unsigned char *msg, size_t size, struct ms_tokens *tokens);
 
+/* The same, and calls cb with the text of every token as it is made (so
+ * duplicates too), for tests and for looking at what the filter sees.
+ * A token's hash is ms_hash64(text, len, 0) (ms-hash.h), except sparse
+ * word pairs, whose text is "osb<distance>:<first> <second>" and whose hash
+ * is ms_hash_pair() of the two words' hashes. */
+typedef void ms_token_text_cb(const char *text, size_t len, uint64_t hash, void *context);
+int ms_tokenize_message_debug(const unsigned char *msg, size_t size, struct ms_tokens *tokens,
+                              ms_token_text_cb *cb, void *context);
+
 #endif

@@ -1,0 +1,526 @@
+/* Message parsing on libdovecot's lib-mail: message-parser walks the MIME
+ * tree, message-decoder undoes transfer encodings and converts charsets to
+ * UTF-8 (charsets iconv lacks are read as UTF-8 with U+FFFD replacements),
+ * mail-html2text renders HTML and message-address splits address headers.
+ * Everything leaves this file as struct ms_piece. */
+#include "lib.h"
+#include "buffer.h"
+#include "str.h"
+#include "istream.h"
+#include "rfc822-parser.h"
+#include "rfc2231-parser.h"
+#include "message-parser.h"
+#include "message-decoder.h"
+#include "message-address.h"
+#include "message-header-decode.h"
+#include "mail-html2text.h"
+
+#include <ctype.h>
+#include <iconv.h>
+
+#include "ms-dovecot.h"
+#include "ms-html.h"
+#include "ms-message.h"
+
+#define MAX_ADDRESSES 50
+#define MAX_LINKS     100
+#define LAYOUT_MAX    200
+#define PARAM_MAX     100
+
+enum part_kind {
+	PART_CONTAINER, /* multipart/..., message/rfc822: children follow */
+	PART_TEXT,
+	PART_HTML,
+	PART_OTHER, /* attachments: body not read */
+};
+
+struct parse_ctx {
+	const struct ms_message_limits *limits;
+	ms_piece_cb *cb;
+	void *context;
+	struct message_decoder_context *decoder;
+
+	struct message_part *part;
+	unsigned int part_idx, nparts, depth;
+	enum part_kind kind;
+	char charset[PARAM_MAX], filename[PARAM_MAX], encoding[PARAM_MAX];
+
+	buffer_t *text; /* decoded body of the current text or HTML part */
+	size_t total_text;
+	unsigned int nlinks;
+
+	char layout[LAYOUT_MAX + 8];
+	size_t layout_len;
+	unsigned int layout_depth;
+
+	unsigned int ntext, nhtml;
+	bool truncated, header_8bit;
+};
+
+static void
+emit(struct parse_ctx *ctx, enum ms_piece_type type, const char *name, const void *text,
+     size_t text_len)
+{
+	struct ms_piece piece;
+
+	i_zero(&piece);
+	piece.type = type;
+	piece.part = ctx->part_idx;
+	piece.depth = ctx->depth;
+	piece.name = name;
+	piece.name_len = name == NULL ? 0 : strlen(name);
+	piece.text = text;
+	piece.text_len = text_len;
+	ctx->cb(&piece, ctx->context);
+}
+
+static void
+emit_meta(struct parse_ctx *ctx, const char *kind, const char *value)
+{
+	emit(ctx, MS_PIECE_META, kind, value, strlen(value));
+}
+
+static void
+copy_lower(char *dest, size_t size, const char *src)
+{
+	size_t i;
+
+	for (i = 0; i + 1 < size && src[i] != '\0'; i++)
+		dest[i] = i_tolower(src[i]);
+	dest[i] = '\0';
+}
+
+/* The first token of a header value, lowercase: "base64". */
+static void
+copy_token(char *dest, size_t size, const unsigned char *value, size_t len)
+{
+	size_t i = 0, n = 0;
+
+	while (i < len && (value[i] == ' ' || value[i] == '\t'))
+		i++;
+	for (; i < len && n + 1 < size; i++) {
+		if (!i_isalnum(value[i]) && value[i] != '-' && value[i] != '_')
+			break;
+		dest[n++] = i_tolower(value[i]);
+	}
+	dest[n] = '\0';
+}
+
+static void
+layout_append(struct parse_ctx *ctx, const char *s)
+{
+	size_t len = strlen(s);
+
+	if (ctx->layout_len + len > LAYOUT_MAX) {
+		if (ctx->layout_len < LAYOUT_MAX + 1)
+			ctx->layout[ctx->layout_len++] = '+';
+		ctx->layout_len = LAYOUT_MAX + 1;
+		return;
+	}
+	memcpy(ctx->layout + ctx->layout_len, s, len);
+	ctx->layout_len += len;
+}
+
+/* The MIME tree as one string: "multipart/mixed(text/plain,image/gif)". */
+static void
+layout_add_part(struct parse_ctx *ctx, const char *content_type)
+{
+	if (ctx->nparts > 1) {
+		if (ctx->depth > ctx->layout_depth)
+			layout_append(ctx, "(");
+		else {
+			for (; ctx->layout_depth > ctx->depth; ctx->layout_depth--)
+				layout_append(ctx, ")");
+			layout_append(ctx, ",");
+		}
+	}
+	ctx->layout_depth = ctx->depth;
+	layout_append(ctx, content_type);
+}
+
+static void
+layout_finish(struct parse_ctx *ctx)
+{
+	for (; ctx->layout_depth > 0; ctx->layout_depth--)
+		layout_append(ctx, ")");
+	if (ctx->layout_len > LAYOUT_MAX)
+		ctx->layout_len = LAYOUT_MAX + 1;
+	ctx->layout[ctx->layout_len] = '\0';
+}
+
+static void
+html_link(const unsigned char *url, size_t len, void *context)
+{
+	struct parse_ctx *ctx = context;
+
+	if (ctx->nlinks++ < MAX_LINKS)
+		emit(ctx, MS_PIECE_URL, NULL, url, len);
+}
+
+static void
+finish_html(struct parse_ctx *ctx)
+{
+	struct mail_html2text *html;
+	unsigned int features, bit;
+	buffer_t *out;
+
+	features = ms_html_scan(ctx->text->data, ctx->text->used, html_link, ctx);
+	for (bit = 1; bit <= MS_HTML_OBJECT; bit <<= 1) {
+		if ((features & bit) != 0)
+			emit_meta(ctx, "html", ms_html_feature_name(bit));
+	}
+	out = buffer_create_dynamic(default_pool, ctx->text->used + 1);
+	html = mail_html2text_init(0);
+	/* mail_html2text_more() asserts on empty input */
+	if (ctx->text->used > 0)
+		mail_html2text_more(html, ctx->text->data, ctx->text->used, out);
+	mail_html2text_deinit(&html);
+	emit(ctx, MS_PIECE_HTML_TEXT, NULL, out->data, out->used);
+	buffer_free(&out);
+}
+
+static void
+finish_part(struct parse_ctx *ctx)
+{
+	if (ctx->part == NULL)
+		return;
+	if (ctx->kind == PART_TEXT)
+		emit(ctx, MS_PIECE_TEXT, NULL, ctx->text->data, ctx->text->used);
+	else if (ctx->kind == PART_HTML)
+		finish_html(ctx);
+	ctx->total_text += ctx->text->used;
+	buffer_set_used_size(ctx->text, 0);
+	ctx->kind = PART_OTHER;
+}
+
+static unsigned int
+part_depth(const struct message_part *part)
+{
+	unsigned int depth = 0;
+
+	for (; part->parent != NULL; part = part->parent)
+		depth++;
+	return depth;
+}
+
+static void
+begin_part(struct parse_ctx *ctx, struct message_part *part)
+{
+	finish_part(ctx);
+	ctx->part = part;
+	if (part->context != NULL) {
+		/* back in a parent after its children: nothing new */
+		ctx->part_idx = POINTER_CAST_TO(part->context, unsigned int) - 1;
+		ctx->depth = part_depth(part);
+		ctx->kind = PART_CONTAINER;
+		return;
+	}
+	ctx->part_idx = ctx->nparts++;
+	part->context = POINTER_CAST(ctx->part_idx + 1);
+	ctx->depth = part_depth(part);
+	ctx->kind = PART_OTHER;
+	ctx->charset[0] = ctx->filename[0] = ctx->encoding[0] = '\0';
+}
+
+/* Content-Type and Content-Disposition parameters this parser uses. */
+static void
+parse_params(struct parse_ctx *ctx, const struct message_header_line *hdr, bool content_type)
+{
+	struct rfc822_parser_context parser;
+	const char *const *results;
+	string_t *str = t_str_new(64);
+
+	rfc822_parser_init(&parser, hdr->full_value, hdr->full_value_len, NULL);
+	rfc822_skip_lwsp(&parser);
+	if ((content_type ? rfc822_parse_content_type(&parser, str)
+	                  : rfc822_parse_mime_token(&parser, str)) >= 0) {
+		(void)rfc2231_parse(&parser, &results);
+		for (; *results != NULL; results += 2) {
+			if (content_type && strcasecmp(results[0], "charset") == 0)
+				copy_lower(ctx->charset, sizeof(ctx->charset), results[1]);
+			else if (strcasecmp(results[0], content_type ? "name" : "filename") == 0)
+				i_strocpy(ctx->filename, results[1], sizeof(ctx->filename));
+		}
+	}
+	rfc822_parser_deinit(&parser);
+}
+
+static void
+parse_addresses(struct parse_ctx *ctx, const struct message_header_line *raw,
+                const struct message_header_line *decoded)
+{
+	struct message_address *addr;
+	const char *spec;
+	string_t *display = t_str_new(64);
+
+	addr = message_address_parse(pool_datastack_create(), raw->full_value, raw->full_value_len,
+	                             MAX_ADDRESSES, 0);
+	for (; addr != NULL; addr = addr->next) {
+		if (addr->mailbox == NULL || addr->domain == NULL)
+			continue; /* group syntax */
+		spec = t_strconcat(addr->mailbox, "@", addr->domain, NULL);
+		str_truncate(display, 0);
+		if (addr->name != NULL) {
+			message_header_decode_utf8((const unsigned char *)addr->name,
+			                           strlen(addr->name), display, NULL);
+		}
+		struct ms_piece piece = {
+		        .type = MS_PIECE_ADDRESS,
+		        .part = ctx->part_idx,
+		        .depth = ctx->depth,
+		        .name = decoded->name,
+		        .name_len = decoded->name_len,
+		        .text = (const unsigned char *)spec,
+		        .text_len = strlen(spec),
+		        .display = str_data(display),
+		        .display_len = str_len(display),
+		};
+		ctx->cb(&piece, ctx->context);
+	}
+}
+
+static bool
+is_address_header(const char *name)
+{
+	return message_header_is_address(name) || strcasecmp(name, "Return-Path") == 0;
+}
+
+static void
+header_line(struct parse_ctx *ctx, struct message_block *raw)
+{
+	struct message_block out;
+	struct message_header_line *hdr = raw->hdr;
+	size_t i;
+
+	if (hdr->eoh)
+		return;
+	if (ctx->part_idx == 0 && !ctx->header_8bit) {
+		for (i = 0; i < hdr->value_len; i++) {
+			if (hdr->value[i] >= 0x80) {
+				ctx->header_8bit = TRUE;
+				break;
+			}
+		}
+	}
+	if (!message_decoder_decode_next_block(ctx->decoder, raw, &out) || out.hdr == NULL)
+		return; /* a continued line: the whole field comes with its last */
+	if (strcasecmp(hdr->name, "Content-Type") == 0)
+		parse_params(ctx, hdr, TRUE);
+	else if (strcasecmp(hdr->name, "Content-Disposition") == 0)
+		parse_params(ctx, hdr, FALSE);
+	else if (strcasecmp(hdr->name, "Content-Transfer-Encoding") == 0)
+		copy_token(ctx->encoding, sizeof(ctx->encoding), hdr->full_value,
+		           hdr->full_value_len);
+	emit(ctx, MS_PIECE_HEADER, hdr->name, out.hdr->full_value, out.hdr->full_value_len);
+	if (is_address_header(hdr->name))
+		parse_addresses(ctx, hdr, out.hdr);
+}
+
+static void
+end_of_headers(struct parse_ctx *ctx, struct message_block *raw)
+{
+	struct message_block out;
+	const char *content_type;
+	struct message_part *part = raw->part;
+
+	content_type = message_decoder_current_content_type(ctx->decoder);
+	if ((part->flags & MESSAGE_PART_FLAG_MESSAGE_RFC822) != 0)
+		content_type = "message/rfc822";
+	else if (content_type == NULL || (part->flags & MESSAGE_PART_FLAG_IS_MIME) == 0)
+		content_type = "text/plain";
+	content_type = t_str_lcase(content_type);
+
+	if ((part->flags & (MESSAGE_PART_FLAG_MULTIPART | MESSAGE_PART_FLAG_MESSAGE_RFC822)) != 0)
+		ctx->kind = PART_CONTAINER;
+	else if ((part->flags & MESSAGE_PART_FLAG_TEXT) == 0)
+		ctx->kind = PART_OTHER;
+	else if (mail_html2text_content_type_match(content_type)) {
+		ctx->kind = PART_HTML;
+		ctx->nhtml++;
+	} else {
+		ctx->kind = PART_TEXT;
+		ctx->ntext++;
+	}
+	if (ctx->kind != PART_CONTAINER && ctx->depth > ctx->limits->max_depth)
+		ctx->kind = PART_OTHER;
+
+	layout_add_part(ctx, content_type);
+	emit_meta(ctx, "type", content_type);
+	if (ctx->kind == PART_TEXT || ctx->kind == PART_HTML)
+		emit_meta(ctx, "charset", ctx->charset[0] == '\0' ? "none" : ctx->charset);
+	if (ctx->encoding[0] != '\0')
+		emit_meta(ctx, "encoding", ctx->encoding);
+	if (ctx->kind == PART_OTHER || ctx->filename[0] != '\0')
+		emit(ctx, MS_PIECE_ATTACHMENT, content_type, ctx->filename, strlen(ctx->filename));
+	/* lets the decoder choose the charset translation for the body */
+	(void)message_decoder_decode_next_block(ctx->decoder, raw, &out);
+}
+
+static void
+body_block(struct parse_ctx *ctx, struct message_block *raw)
+{
+	struct message_block out;
+	size_t room;
+
+	if (ctx->kind != PART_TEXT && ctx->kind != PART_HTML)
+		return;
+	if ((raw->part->flags & MESSAGE_PART_FLAG_OVERFLOW) != 0) {
+		/* the unparsed rest of a message with too many parts */
+		ctx->truncated = TRUE;
+		return;
+	}
+	if (!message_decoder_decode_next_block(ctx->decoder, raw, &out) || out.size == 0)
+		return;
+	room = I_MIN(ctx->limits->max_part_text -
+	                     I_MIN(ctx->text->used, ctx->limits->max_part_text),
+	             ctx->limits->max_total_text -
+	                     I_MIN(ctx->total_text + ctx->text->used, ctx->limits->max_total_text));
+	if (out.size > room) {
+		ctx->truncated = TRUE;
+		out.size = room;
+	}
+	buffer_append(ctx->text, out.data, out.size);
+}
+
+static void
+parse_blocks(struct parse_ctx *ctx, struct message_parser_ctx *parser)
+{
+	struct message_block raw;
+
+	while (message_parser_parse_next_block(parser, &raw) > 0) {
+		if (raw.part != ctx->part)
+			begin_part(ctx, raw.part);
+		T_BEGIN
+		{
+			if (raw.hdr != NULL)
+				header_line(ctx, &raw);
+			else if (raw.size == 0)
+				end_of_headers(ctx, &raw);
+			else
+				body_block(ctx, &raw);
+		}
+		T_END;
+	}
+	finish_part(ctx);
+}
+
+static bool
+parts_overflowed(const struct message_part *part)
+{
+	for (; part != NULL; part = part->next) {
+		if ((part->flags & MESSAGE_PART_FLAG_OVERFLOW) != 0 ||
+		    parts_overflowed(part->children))
+			return TRUE;
+	}
+	return FALSE;
+}
+
+static void
+finish_message(struct parse_ctx *ctx, struct message_part *parts, bool has_nuls)
+{
+	bool overflow = parts_overflowed(parts);
+
+	ctx->part_idx = 0;
+	ctx->depth = 0;
+	layout_finish(ctx);
+	emit_meta(ctx, "layout", ctx->layout);
+	if (ctx->nhtml > 0 && ctx->ntext == 0)
+		emit_meta(ctx, "form", "html-only");
+	if (has_nuls)
+		emit_meta(ctx, "form", "nul");
+	if (ctx->truncated || overflow || ctx->nparts >= ctx->limits->max_parts)
+		emit_meta(ctx, "form", "truncated");
+	if (ctx->header_8bit)
+		emit_meta(ctx, "form", "8bit-header");
+}
+
+/* glibc loads a charset's converter module on iconv_open() and unloads it
+ * on the last iconv_close(): per message, that was a third of the parse
+ * time. Holding one converter open for each common charset keeps their
+ * modules loaded for the life of the process. */
+static const char *const pinned_charsets[] = {
+        "ISO-8859-1",   "ISO-8859-2", "ISO-8859-15", "WINDOWS-1250", "WINDOWS-1251",
+        "WINDOWS-1252", "KOI8-R",     "KOI8-U",      "GB2312",       "GBK",
+        "GB18030",      "BIG5",       "EUC-JP",      "SHIFT_JIS",    "ISO-2022-JP",
+        "EUC-KR",       "UTF-16",     "UTF-7",       "ISO-8859-7",   "ISO-8859-9",
+};
+static iconv_t pinned[N_ELEMENTS(pinned_charsets)];
+static bool pinned_done;
+
+static void
+unpin_charset_modules(void)
+{
+	size_t i;
+
+	for (i = 0; i < N_ELEMENTS(pinned); i++) {
+		if (pinned[i] != (iconv_t)-1)
+			(void)iconv_close(pinned[i]);
+	}
+}
+
+static void
+pin_charset_modules(void)
+{
+	size_t i;
+
+	if (pinned_done)
+		return;
+	pinned_done = TRUE;
+	for (i = 0; i < N_ELEMENTS(pinned); i++)
+		pinned[i] = iconv_open("UTF-8", pinned_charsets[i]);
+	(void)atexit(unpin_charset_modules);
+}
+
+void
+ms_message_limits_default(struct ms_message_limits *limits)
+{
+	limits->max_bytes = 1024 * 1024;
+	limits->max_parts = 64;
+	limits->max_depth = 8;
+	limits->max_part_text = 256 * 1024;
+	limits->max_total_text = 512 * 1024;
+}
+
+void
+ms_message_parse(const unsigned char *msg, size_t size, const struct ms_message_limits *limits,
+                 ms_piece_cb *cb, void *context)
+{
+	struct message_parser_settings set;
+	struct message_parser_ctx *parser;
+	struct message_part *parts;
+	struct istream *input;
+	struct parse_ctx ctx;
+	pool_t pool;
+
+	ms_dovecot_init();
+	pin_charset_modules();
+	i_zero(&ctx);
+	ctx.limits = limits;
+	ctx.cb = cb;
+	ctx.context = context;
+	if (size > limits->max_bytes) {
+		size = limits->max_bytes;
+		ctx.truncated = TRUE;
+	}
+	i_zero(&set);
+	set.hdr_flags = MESSAGE_HEADER_PARSER_FLAG_CLEAN_ONELINE |
+	                MESSAGE_HEADER_PARSER_FLAG_SKIP_INITIAL_LWSP;
+	set.max_nested_mime_parts = limits->max_depth + 1;
+	set.max_total_mime_parts = limits->max_parts;
+	set.all_headers_max_size = limits->max_bytes;
+
+	pool = pool_alloconly_create("ms message parts", 4096);
+	input = i_stream_create_from_data(msg, size);
+	parser = message_parser_init(pool, input, &set);
+	ctx.decoder = message_decoder_init(NULL, 0);
+	ctx.text = buffer_create_dynamic(default_pool, 4096);
+
+	parse_blocks(&ctx, parser);
+	message_parser_deinit(&parser, &parts);
+	finish_message(&ctx, parts, memchr(msg, '\0', size) != NULL);
+
+	buffer_free(&ctx.text);
+	message_decoder_deinit(&ctx.decoder);
+	i_stream_unref(&input);
+	pool_unref(&pool);
+}

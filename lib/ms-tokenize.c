@@ -1,0 +1,368 @@
+/* Tokens of a message, from the pieces ms-message.c reports. Token texts
+ * (what ms_tokenize_message_debug shows):
+ *   word               a body word, normalized (ms-words.h), 2+ characters
+ *   num:N $num:N       a number of N digits (alone, or after a $)
+ *   id:N               a long mix of letters and digits (IDs, hashes), N/4
+ *   long:PREFIX        a word longer than MS_WORD_MAX, by its start
+ *   osbD:a b           word a, then word b D positions later (D = 1..4)
+ *   url:HOST url:PARENT urltld:TLD url:ip mailto:DOMAIN
+ *   meta:KIND:VALUE    form of the message (ms-message.h MS_PIECE_META)
+ *   meta:words:N meta:urls:N   log2 buckets of body words and URLs
+ *   att:type:T att:ext:E att:noname
+ * Header tokens are described in ms-tokenize-header.c. */
+#include "ms-tokenize-private.h"
+
+#include "ms-hash.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define MAX_BODY_WORDS 20000
+
+static int
+tokens_grow(struct ms_tokens *tokens)
+{
+	size_t capacity = tokens->capacity == 0 ? 1024 : tokens->capacity * 2;
+	uint64_t *hashes;
+
+	if ((hashes = realloc(tokens->hashes, capacity * sizeof(*hashes))) == NULL)
+		return -1;
+	tokens->hashes = hashes;
+	tokens->capacity = capacity;
+	return 0;
+}
+
+static void
+tok_push(struct tok_ctx *ctx, uint64_t hash, const char *text, size_t len)
+{
+	struct ms_tokens *tokens = ctx->tokens;
+
+	if (tokens->count == tokens->capacity && tokens_grow(tokens) < 0) {
+		ctx->failed = true;
+		return;
+	}
+	tokens->hashes[tokens->count++] = hash;
+	if (ctx->text_cb != NULL)
+		ctx->text_cb(text, len, hash, ctx->text_context);
+}
+
+uint64_t
+tok_add(struct tok_ctx *ctx, const char *prefix, const void *text, size_t len)
+{
+	char buf[TOKEN_MAX];
+	size_t plen = strlen(prefix);
+	uint64_t hash;
+
+	if (len > sizeof(buf) - plen)
+		len = sizeof(buf) - plen;
+	memcpy(buf, prefix, plen);
+	memcpy(buf + plen, text, len);
+	hash = ms_hash64(buf, plen + len, 0);
+	tok_push(ctx, hash, buf, plen + len);
+	return hash;
+}
+
+void
+tok_add_pair(struct tok_ctx *ctx, uint64_t first, const char *first_text, uint64_t second,
+             const char *second_text, unsigned int distance)
+{
+	char buf[TOKEN_MAX * 2 + 16];
+	int len = 0;
+
+	if (ctx->text_cb != NULL)
+		len = snprintf(buf, sizeof(buf), "osb%u:%s %s", distance, first_text, second_text);
+	tok_push(ctx, ms_hash_pair(first, second, distance), buf,
+	         len < 0                     ? 0
+	         : (size_t)len < sizeof(buf) ? (size_t)len
+	                                     : sizeof(buf) - 1);
+}
+
+/* The first n bytes of s, cut back to a UTF-8 character boundary. */
+static size_t
+utf8_prefix(const char *s, size_t len, size_t n)
+{
+	if (len <= n)
+		return len;
+	while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+		n--;
+	return n;
+}
+
+size_t
+tok_word_text(const struct ms_word *word, char *buf, size_t size)
+{
+	int len;
+
+	if (word->truncated)
+		len = snprintf(buf, size, "long:%.*s", (int)utf8_prefix(word->text, word->len, 10),
+		               word->text);
+	else if (word->has_digit && !word->has_alpha)
+		len = snprintf(buf, size, "%snum:%zu", word->text[0] == '$' ? "$" : "",
+		               word->len > 12 ? 12 : word->len);
+	else if (word->has_digit && word->nchars >= 12)
+		len = snprintf(buf, size, "id:%u", word->nchars / 4);
+	else
+		len = snprintf(buf, size, "%.*s", (int)word->len, word->text);
+	return len < 0 ? 0 : (size_t)len < size ? (size_t)len : size - 1;
+}
+
+static void
+add_pairs(struct tok_ctx *ctx, uint64_t hash, const char *text)
+{
+	unsigned int d, slot, fill = ctx->window_fill;
+
+	for (d = 1; d < OSB_WINDOW && d <= fill; d++) {
+		slot = (fill - d) % OSB_WINDOW;
+		tok_add_pair(ctx, ctx->window[slot], ctx->window_text[slot], hash, text, d);
+	}
+	slot = fill % OSB_WINDOW;
+	ctx->window[slot] = hash;
+	if (ctx->text_cb != NULL)
+		snprintf(ctx->window_text[slot], sizeof(ctx->window_text[slot]), "%s", text);
+	ctx->window_fill++;
+}
+
+static bool
+is_host_char(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       c == '.' || c == '-' || c == '_' || c >= 0x80;
+}
+
+static bool
+scheme_before(const unsigned char *text, size_t colon)
+{
+	static const char *const schemes[] = {"http", "https", "ftp"};
+	size_t i, n;
+
+	for (i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++) {
+		n = strlen(schemes[i]);
+		if (colon >= n && strncasecmp((const char *)text + colon - n, schemes[i], n) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* URLs written in the text: "scheme://host..." and "www.host...". */
+static void
+text_urls(struct tok_ctx *ctx, const unsigned char *text, size_t len)
+{
+	size_t i, host, end;
+
+	for (i = 0; i + 4 < len; i++) {
+		if (text[i] == ':' && text[i + 1] == '/' && text[i + 2] == '/' &&
+		    scheme_before(text, i))
+			host = i + 3;
+		else if ((text[i] | 0x20) == 'w' &&
+		         strncasecmp((const char *)text + i, "www.", 4) == 0 &&
+		         (i == 0 || !is_host_char(text[i - 1])))
+			host = i;
+		else
+			continue;
+		for (end = host; end < len && is_host_char(text[end]); end++)
+			;
+		if (end > host) {
+			tok_url_host(ctx, "url:", text + host, end - host);
+			ctx->urls++;
+		}
+		i = end;
+	}
+}
+
+static void
+body_text(struct tok_ctx *ctx, const unsigned char *text, size_t len)
+{
+	char buf[TOKEN_MAX];
+	struct ms_word word;
+	size_t pos = 0, n;
+	uint64_t hash;
+
+	ctx->window_fill = 0;
+	while (ctx->body_words < MAX_BODY_WORDS && ms_words_next(text, len, &pos, &word)) {
+		if (word.nchars < 2 && !word.cjk)
+			continue;
+		n = tok_word_text(&word, buf, sizeof(buf));
+		hash = tok_add(ctx, "", buf, n);
+		add_pairs(ctx, hash, buf);
+		ctx->body_words++;
+	}
+	text_urls(ctx, text, len);
+}
+
+static void
+attachment(struct tok_ctx *ctx, const struct ms_piece *piece)
+{
+	const unsigned char *dot;
+	char ext[12];
+	size_t i, n = 0;
+
+	tok_add(ctx, "att:type:", piece->name, piece->name_len);
+	if (piece->text_len == 0) {
+		tok_add(ctx, "att:noname", "", 0);
+		return;
+	}
+	for (dot = piece->text + piece->text_len; dot > piece->text && dot[-1] != '.'; dot--)
+		;
+	if (dot == piece->text)
+		return;
+	dot--;
+	for (i = (size_t)(dot - piece->text) + 1; i < piece->text_len && n < sizeof(ext); i++) {
+		unsigned char c = piece->text[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')))
+			return;
+		ext[n++] = (char)(c | (c >= 'A' && c <= 'Z' ? 0x20 : 0));
+	}
+	if (n > 0 && n < sizeof(ext))
+		tok_add(ctx, "att:ext:", ext, n);
+}
+
+static void
+meta(struct tok_ctx *ctx, const struct ms_piece *piece)
+{
+	char prefix[64];
+
+	snprintf(prefix, sizeof(prefix),
+	         "meta:%.*s:", (int)(piece->name_len < 32 ? piece->name_len : 32), piece->name);
+	tok_add(ctx, prefix, piece->text, piece->text_len);
+}
+
+static void
+piece_cb(const struct ms_piece *piece, void *context)
+{
+	struct tok_ctx *ctx = context;
+
+	switch (piece->type) {
+	case MS_PIECE_HEADER:
+		if (piece->part == 0)
+			tok_header(ctx, piece);
+		break;
+	case MS_PIECE_ADDRESS:
+		if (piece->part == 0)
+			tok_address(ctx, piece);
+		break;
+	case MS_PIECE_TEXT:
+	case MS_PIECE_HTML_TEXT:
+		body_text(ctx, piece->text, piece->text_len);
+		break;
+	case MS_PIECE_URL:
+		tok_url(ctx, piece->text, piece->text_len);
+		break;
+	case MS_PIECE_ATTACHMENT:
+		attachment(ctx, piece);
+		break;
+	case MS_PIECE_META:
+		meta(ctx, piece);
+		break;
+	}
+}
+
+unsigned int
+tok_log2_bucket(unsigned int n)
+{
+	unsigned int b = 0;
+
+	while (n > 0) {
+		n >>= 1;
+		b++;
+	}
+	return b;
+}
+
+static void
+finish(struct tok_ctx *ctx)
+{
+	char buf[32];
+	int len;
+
+	tok_header_finish(ctx);
+	len = snprintf(buf, sizeof(buf), "meta:words:%u", tok_log2_bucket(ctx->body_words));
+	tok_add(ctx, "", buf, (size_t)len);
+	len = snprintf(buf, sizeof(buf), "meta:urls:%u", tok_log2_bucket(ctx->urls));
+	tok_add(ctx, "", buf, (size_t)len);
+}
+
+/* LSD radix sort, a byte per pass: a few thousand keys per message, where
+ * it beats qsort several times over. */
+static int
+sort_unique(struct ms_tokens *tokens)
+{
+	size_t count[256], i, n = tokens->count, out;
+	uint64_t *a = tokens->hashes, *b, *tmp;
+	unsigned int shift, c;
+
+	if (n < 2)
+		return 0;
+	if ((b = malloc(n * sizeof(*b))) == NULL)
+		return -1;
+	for (shift = 0; shift < 64; shift += 8) {
+		memset(count, 0, sizeof(count));
+		for (i = 0; i < n; i++)
+			count[(a[i] >> shift) & 0xff]++;
+		if (count[(a[0] >> shift) & 0xff] == n)
+			continue; /* every key has the same byte here */
+		for (c = 0, out = 0; c < 256; c++) {
+			size_t k = count[c];
+
+			count[c] = out;
+			out += k;
+		}
+		for (i = 0; i < n; i++)
+			b[count[(a[i] >> shift) & 0xff]++] = a[i];
+		tmp = a;
+		a = b;
+		b = tmp;
+	}
+	if (a != tokens->hashes)
+		memcpy(tokens->hashes, a, n * sizeof(*a));
+	free(a == tokens->hashes ? b : a);
+	for (i = 1, out = 1; i < n; i++) {
+		if (tokens->hashes[i] != tokens->hashes[out - 1])
+			tokens->hashes[out++] = tokens->hashes[i];
+	}
+	tokens->count = out;
+	return 0;
+}
+
+void
+ms_tokens_init(struct ms_tokens *tokens)
+{
+	memset(tokens, 0, sizeof(*tokens));
+}
+
+void
+ms_tokens_free(struct ms_tokens *tokens)
+{
+	free(tokens->hashes);
+	memset(tokens, 0, sizeof(*tokens));
+}
+
+int
+ms_tokenize_message_debug(const unsigned char *msg, size_t size, struct ms_tokens *tokens,
+                          ms_token_text_cb *cb, void *context)
+{
+	struct ms_message_limits limits;
+	struct tok_ctx ctx;
+
+	memset(&ctx, 0, sizeof(ctx));
+	ctx.tokens = tokens;
+	ctx.text_cb = cb;
+	ctx.text_context = context;
+	tokens->count = 0;
+	ms_message_limits_default(&limits);
+	ms_message_parse(msg, size, &limits, piece_cb, &ctx);
+	finish(&ctx);
+	if (ctx.failed || sort_unique(tokens) < 0) {
+		tokens->count = 0;
+		return -1;
+	}
+	return 0;
+}
+
+int
+ms_tokenize_message(const unsigned char *msg, size_t size, struct ms_tokens *tokens)
+{
+	return ms_tokenize_message_debug(msg, size, tokens, NULL, NULL);
+}

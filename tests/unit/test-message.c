@@ -1,0 +1,414 @@
+#include "ms-message.h"
+
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The pieces of one message, each as "TYPE name|text" (display names of
+ * addresses appended as "|display"), joined by newlines. */
+struct collect {
+	char *out;
+	size_t len, cap;
+	unsigned int max_part, max_depth, npieces;
+};
+
+static const char *const type_names[] = {
+        [MS_PIECE_HEADER] = "HEADER", [MS_PIECE_ADDRESS] = "ADDRESS",
+        [MS_PIECE_TEXT] = "TEXT",     [MS_PIECE_HTML_TEXT] = "HTML",
+        [MS_PIECE_URL] = "URL",       [MS_PIECE_ATTACHMENT] = "ATTACHMENT",
+        [MS_PIECE_META] = "META",
+};
+
+static void
+append_raw(struct collect *c, const void *data, size_t len)
+{
+	if (c->len + len + 1 > c->cap) {
+		c->cap = (c->len + len + 1) * 2;
+		c->out = realloc(c->out, c->cap);
+		ck_assert_ptr_nonnull(c->out);
+	}
+	memcpy(c->out + c->len, data, len);
+	c->len += len;
+	c->out[c->len] = '\0';
+}
+
+/* NULs shown as \0, so that the result is a C string */
+static void
+append(struct collect *c, const void *data, size_t len)
+{
+	const char *p = data, *nul;
+
+	while ((nul = memchr(p, '\0', len)) != NULL) {
+		append_raw(c, p, (size_t)(nul - p));
+		append_raw(c, "\\0", 2);
+		len -= (size_t)(nul - p) + 1;
+		p = nul + 1;
+	}
+	append_raw(c, p, len);
+}
+
+static void
+collect_cb(const struct ms_piece *piece, void *context)
+{
+	struct collect *c = context;
+	const char *type = type_names[piece->type];
+
+	c->npieces++;
+	if (piece->part > c->max_part)
+		c->max_part = piece->part;
+	if (piece->depth > c->max_depth)
+		c->max_depth = piece->depth;
+	append(c, type, strlen(type));
+	append(c, " ", 1);
+	if (piece->name != NULL)
+		append(c, piece->name, piece->name_len);
+	append(c, "|", 1);
+	append(c, piece->text, piece->text_len);
+	if (piece->type == MS_PIECE_ADDRESS) {
+		append(c, "|", 1);
+		append(c, piece->display, piece->display_len);
+	}
+	append(c, "\n", 1);
+}
+
+static struct collect
+parse_limited(const char *msg, size_t size, const struct ms_message_limits *limits)
+{
+	struct collect c;
+
+	memset(&c, 0, sizeof(c));
+	append(&c, "", 0);
+	ms_message_parse((const unsigned char *)msg, size, limits, collect_cb, &c);
+	return c;
+}
+
+static struct collect
+parse(const char *msg)
+{
+	struct ms_message_limits limits;
+
+	ms_message_limits_default(&limits);
+	return parse_limited(msg, strlen(msg), &limits);
+}
+
+#define expect_piece(c, line)                                                      \
+	ck_assert_msg(strstr((c).out, "\n" line "\n") != NULL ||                   \
+	                      strncmp((c).out, line "\n", strlen(line "\n")) == 0, \
+	              "missing piece \"%s\" in:\n%.3000s", line, (c).out)
+#define expect_no_piece(c, line)                                                             \
+	ck_assert_msg(strstr((c).out, line) == NULL, "unexpected \"%s\" in:\n%.3000s", line, \
+	              (c).out)
+
+START_TEST(test_plain)
+{
+	struct collect c = parse("From: Alice <alice@example.com>\r\n"
+	                         "Subject: hello\r\n\tworld\r\n"
+	                         "\r\n"
+	                         "Just text.\r\n");
+
+	expect_piece(c, "HEADER From|Alice <alice@example.com>");
+	expect_piece(c, "ADDRESS From|alice@example.com|Alice");
+	expect_piece(c, "HEADER Subject|hello world");
+	expect_piece(c, "TEXT |Just text.\r\n");
+	expect_piece(c, "META type|text/plain");
+	expect_piece(c, "META charset|none");
+	expect_piece(c, "META layout|text/plain");
+	expect_no_piece(c, "META form");
+	free(c.out);
+}
+END_TEST
+
+START_TEST(test_base64)
+{
+	/* "Hello, base64 world!" */
+	struct collect c = parse("Content-Type: text/plain; charset=utf-8\n"
+	                         "Content-Transfer-Encoding: base64\n\n"
+	                         "SGVsbG8sIGJhc2U2\nNCB3b3JsZCE=\n");
+
+	expect_piece(c, "TEXT |Hello, base64 world!");
+	expect_piece(c, "META encoding|base64");
+	expect_piece(c, "META charset|utf-8");
+	free(c.out);
+}
+END_TEST
+
+START_TEST(test_quoted_printable)
+{
+	struct collect c = parse("Content-Type: text/plain; charset=iso-8859-1\n"
+	                         "Content-Transfer-Encoding: quoted-printable\n\n"
+	                         "caf=E9 au lait, tr=\n"
+	                         "=E8s bon =3D good\n");
+
+	/* the QP decoder ends lines with CRLF */
+	expect_piece(c, "TEXT |caf\xc3\xa9 au lait, tr\xc3\xa8s bon = good\r\n");
+	expect_piece(c, "META encoding|quoted-printable");
+	free(c.out);
+}
+END_TEST
+
+START_TEST(test_rfc2047)
+{
+	struct collect c =
+	        parse("Subject: =?UTF-8?B?R3LDvMOfZQ==?= and =?iso-8859-1?Q?caf=E9_cr=E8me?=\n"
+	              "From: =?koi8-r?B?8NLJ18XU?= <ivan@example.ru>\n\nx\n");
+
+	/* B and Q encodings, two charsets, the blank between encoded words */
+	expect_piece(c, "HEADER Subject|Gr\xc3\xbc\xc3\x9f"
+	                "e and caf\xc3\xa9 cr\xc3\xa8me");
+	/* koi8-r "Привет" in a display name */
+	expect_piece(
+	        c, "ADDRESS From|ivan@example.ru|\xd0\x9f\xd1\x80\xd0\xb8\xd0\xb2\xd0\xb5\xd1\x82");
+	free(c.out);
+}
+END_TEST
+
+START_TEST(test_charsets)
+{
+	struct collect c;
+
+	c = parse("Content-Type: text/plain; charset=koi8-r\n\n\xf0\xd2\xc9\xd7\xc5\xd4\n");
+	expect_piece(c, "TEXT |\xd0\x9f\xd1\x80\xd0\xb8\xd0\xb2\xd0\xb5\xd1\x82\n");
+	free(c.out);
+	/* 0x80 is the euro sign in windows-1252, a control in iso-8859-1 */
+	c = parse("Content-Type: text/plain; charset=windows-1252\n\n\x80 5\n");
+	expect_piece(c, "TEXT |\xe2\x82\xac 5\n");
+	free(c.out);
+	c = parse("Content-Type: text/plain; charset=iso-8859-1\n\n\xe9t\xe9\n");
+	expect_piece(c, "TEXT |\xc3\xa9t\xc3\xa9\n");
+	free(c.out);
+}
+END_TEST
+
+/* A charset iconv does not know: the text is taken as UTF-8, and bytes that
+ * are not UTF-8 become U+FFFD. */
+START_TEST(test_unknown_charset)
+{
+	struct collect c = parse("Content-Type: text/plain; charset=x-no-such-charset\n\n"
+	                         "ok \xc3\xa9 bad \xff\xfe end\n");
+
+	expect_piece(c, "META charset|x-no-such-charset");
+	ck_assert_msg(strstr(c.out, "TEXT |ok \xc3\xa9 bad \xef\xbf\xbd") != NULL, "%s", c.out);
+	ck_assert_msg(strstr(c.out, " end\n") != NULL, "%s", c.out);
+	free(c.out);
+}
+END_TEST
+
+START_TEST(test_html)
+{
+	struct collect c = parse("Content-Type: text/html; charset=utf-8\n\n"
+	                         "<html><head><style>p { color: red }</style></head><body>\n"
+	                         "<p>Fish &amp; chips &eacute;&#233;&#x41;</p><!-- a comment -->"
+	                         "<script>var x = 1;</script>"
+	                         "<a href=\"http://Click.Example.COM/x?y\">click here</a>"
+	                         "<img src='http://img.example.net/a.gif'>"
+	                         "<div style=\"DISPLAY: none\">invisible</div></body></html>\n");
+
+	ck_assert_msg(strstr(c.out, "Fish & chips \xc3\xa9\xc3\xa9"
+	                            "A") != NULL,
+	              "%s", c.out);
+	ck_assert_msg(strstr(c.out, "click here") != NULL, "%s", c.out);
+	expect_no_piece(c, "color: red");
+	expect_no_piece(c, "var x");
+	expect_no_piece(c, "a comment");
+	expect_piece(c, "URL |http://Click.Example.COM/x?y");
+	expect_piece(c, "URL |http://img.example.net/a.gif");
+	expect_piece(c, "META html|img");
+	expect_piece(c, "META html|script");
+	expect_piece(c, "META html|hidden");
+	expect_piece(c, "META form|html-only");
+	free(c.out);
+}
+END_TEST
+
+START_TEST(test_multipart)
+{
+	struct collect c = parse("MIME-Version: 1.0\n"
+	                         "Content-Type: multipart/mixed; boundary=\"outer\"\n\n"
+	                         "preamble\n"
+	                         "--outer\n"
+	                         "Content-Type: multipart/alternative; boundary=inner\n\n"
+	                         "--inner\n"
+	                         "Content-Type: text/plain\n\nplain part\n"
+	                         "--inner\n"
+	                         "Content-Type: text/html\n\n<b>html part</b>\n"
+	                         "--inner--\n"
+	                         "--outer\n"
+	                         "Content-Type: application/octet-stream; name=\"x.bin\"\n"
+	                         "Content-Disposition: attachment; filename=\"Invoice.PDF.exe\"\n"
+	                         "Content-Transfer-Encoding: base64\n\n"
+	                         "AAECAwQ=\n"
+	                         "--outer--\n"
+	                         "epilogue\n");
+
+	expect_piece(c, "META layout|multipart/mixed(multipart/alternative(text/plain,text/html),"
+	                "application/octet-stream)");
+	expect_piece(c, "TEXT |plain part");
+	ck_assert_msg(strstr(c.out, "HTML |html part") != NULL, "%s", c.out);
+	expect_piece(c, "ATTACHMENT application/octet-stream|Invoice.PDF.exe");
+	expect_no_piece(c, "preamble");
+	expect_no_piece(c, "epilogue");
+	expect_no_piece(c, "html-only");
+	ck_assert_uint_eq(c.max_part, 4);
+	ck_assert_uint_eq(c.max_depth, 2);
+	free(c.out);
+}
+END_TEST
+
+START_TEST(test_nul_bytes)
+{
+	static const char msg[] = "Subject: a\0b\n\nbody\0with\0nuls\n";
+	struct ms_message_limits limits;
+	struct collect c;
+
+	ms_message_limits_default(&limits);
+	c = parse_limited(msg, sizeof(msg) - 1, &limits);
+	expect_piece(c, "META form|nul");
+	expect_piece(c, "HEADER Subject|a\\0b");
+	ck_assert_msg(strstr(c.out, "body") != NULL, "%s", c.out);
+	free(c.out);
+}
+END_TEST
+
+START_TEST(test_huge_line)
+{
+	struct ms_message_limits limits;
+	size_t size = 3 * 1024 * 1024, i;
+	char *msg = malloc(size);
+	struct collect c;
+	const char *text;
+
+	ck_assert_ptr_nonnull(msg);
+	memcpy(msg, "Subject: big\n\n", 14);
+	for (i = 14; i < size; i++)
+		msg[i] = (char)('a' + i % 26);
+	ms_message_limits_default(&limits);
+	c = parse_limited(msg, size, &limits);
+	expect_piece(c, "META form|truncated");
+	text = strstr(c.out, "TEXT |");
+	ck_assert_ptr_nonnull(text);
+	ck_assert_uint_le(strcspn(text + 6, "\n"), limits.max_part_text);
+	free(c.out);
+	free(msg);
+}
+END_TEST
+
+/* More parts than the limit: the rest is not parsed, but the message still
+ * yields what was read. */
+START_TEST(test_part_limit)
+{
+	struct ms_message_limits limits;
+	struct collect c;
+	char *msg = malloc(200 * 64 + 256), *p = msg;
+	int i;
+
+	ck_assert_ptr_nonnull(msg);
+	p += sprintf(p, "Content-Type: multipart/mixed; boundary=b\n\n");
+	for (i = 0; i < 200; i++)
+		p += sprintf(p, "--b\nContent-Type: text/plain\n\npart%d\n", i);
+	p += sprintf(p, "--b--\n");
+	ms_message_limits_default(&limits);
+	limits.max_parts = 10;
+	c = parse_limited(msg, (size_t)(p - msg), &limits);
+	ck_assert_uint_lt(c.max_part, 10);
+	ck_assert_msg(strstr(c.out, "TEXT |part1\n") != NULL, "%.3000s", c.out);
+	expect_no_piece(c, "part150");
+	expect_piece(c, "META form|truncated");
+	free(c.out);
+	free(msg);
+}
+END_TEST
+
+START_TEST(test_depth_limit)
+{
+	struct ms_message_limits limits;
+	struct collect c;
+	char *msg = malloc(100 * 80 + 256), *p = msg;
+	int i;
+
+	ck_assert_ptr_nonnull(msg);
+	for (i = 0; i < 100; i++)
+		p += sprintf(p, "Content-Type: multipart/mixed; boundary=b%d\n\n--b%d\n", i, i);
+	p += sprintf(p, "Content-Type: text/plain\n\ndeep text\n");
+	ms_message_limits_default(&limits);
+	c = parse_limited(msg, (size_t)(p - msg), &limits);
+	ck_assert_uint_le(c.max_depth, limits.max_depth + 1);
+	expect_no_piece(c, "deep text");
+	free(c.out);
+	free(msg);
+}
+END_TEST
+
+START_TEST(test_byte_limit)
+{
+	struct ms_message_limits limits;
+	struct collect c;
+	const char *msg = "Subject: x\n\nfirst second third\n";
+
+	ms_message_limits_default(&limits);
+	limits.max_bytes = 17; /* the header and "first" */
+	c = parse_limited(msg, strlen(msg), &limits);
+	expect_piece(c, "TEXT |first");
+	expect_no_piece(c, "second");
+	expect_piece(c, "META form|truncated");
+	free(c.out);
+}
+END_TEST
+
+START_TEST(test_broken_mime)
+{
+	static const char *const msgs[] = {
+	        "",
+	        "\n",
+	        "no header at all",
+	        "Content-Type: multipart/mixed; boundary=\n\n--\n--\n",
+	        "Content-Type: multipart/mixed\n\n--x\nContent-Type: text/plain\n\nlost boundary\n",
+	        "Content-Type: text/plain\nContent-Transfer-Encoding: base64\n\n!!!!====@@@@\n",
+	        "Content-Type: text/plain\nContent-Transfer-Encoding: quoted-printable\n\n=ZZ=\n=4",
+	        "Content-Type: text/html\n\n<a href=\"http://x<<<<&#xD800;&#99999999999;&;&",
+	        "Content-Type: message/rfc822\n\n",
+	        "Content-Type: message/rfc822\n\nContent-Type: message/rfc822\n\nSubject: inner\n",
+	        "From: <<<@@@>>>,,,;;; \"\n",
+	        "Subject: =?utf-8?B?====?= =?x?Q?=FF?= =?\n",
+	};
+	struct collect c;
+	size_t i;
+
+	for (i = 0; i < sizeof(msgs) / sizeof(msgs[0]); i++) {
+		c = parse(msgs[i]);
+		/* the message's form is reported whatever it is */
+		ck_assert_msg(strstr(c.out, "META layout|") != NULL, "%zu: %s", i, c.out);
+		free(c.out);
+	}
+}
+END_TEST
+
+int
+main(void)
+{
+	Suite *s = suite_create("message");
+	TCase *tc = tcase_create("core");
+	SRunner *sr;
+	int failed;
+
+	tcase_add_test(tc, test_plain);
+	tcase_add_test(tc, test_base64);
+	tcase_add_test(tc, test_quoted_printable);
+	tcase_add_test(tc, test_rfc2047);
+	tcase_add_test(tc, test_charsets);
+	tcase_add_test(tc, test_unknown_charset);
+	tcase_add_test(tc, test_html);
+	tcase_add_test(tc, test_multipart);
+	tcase_add_test(tc, test_nul_bytes);
+	tcase_add_test(tc, test_huge_line);
+	tcase_add_test(tc, test_part_limit);
+	tcase_add_test(tc, test_depth_limit);
+	tcase_add_test(tc, test_byte_limit);
+	tcase_add_test(tc, test_broken_mime);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

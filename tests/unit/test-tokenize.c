@@ -1,0 +1,369 @@
+#include "ms-hash.h"
+#include "ms-tokenize.h"
+#include "ms-words.h"
+
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Token texts as the debug variant reports them, deduplicated. */
+struct texts {
+	char **items;
+	size_t count;
+	bool hashes_ok; /* every hash matched its text */
+};
+
+static void
+text_cb(const char *text, size_t len, uint64_t hash, void *context)
+{
+	struct texts *t = context;
+	char *copy = strndup(text, len);
+	size_t i;
+
+	ck_assert_ptr_nonnull(copy);
+	if (strncmp(copy, "osb", 3) != 0 && ms_hash64(text, len, 0) != hash)
+		t->hashes_ok = false;
+	for (i = 0; i < t->count; i++) {
+		if (strcmp(t->items[i], copy) == 0) {
+			free(copy);
+			return;
+		}
+	}
+	t->items = realloc(t->items, (t->count + 1) * sizeof(*t->items));
+	ck_assert_ptr_nonnull(t->items);
+	t->items[t->count++] = copy;
+}
+
+static int
+cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static struct texts
+tokenize(const char *msg, size_t size, struct ms_tokens *tokens)
+{
+	struct texts t = {NULL, 0, true};
+
+	ck_assert_int_eq(
+	        ms_tokenize_message_debug((const unsigned char *)msg, size, tokens, text_cb, &t),
+	        0);
+	qsort(t.items, t.count, sizeof(*t.items), cmp_str);
+	return t;
+}
+
+static bool
+has(const struct texts *t, const char *token)
+{
+	return bsearch(&token, t->items, t->count, sizeof(*t->items), cmp_str) != NULL;
+}
+
+static void
+texts_free(struct texts *t)
+{
+	size_t i;
+
+	for (i = 0; i < t->count; i++)
+		free(t->items[i]);
+	free(t->items);
+}
+
+#define expect_token(t, tok)    ck_assert_msg(has(&(t), tok), "token \"%s\" missing", tok)
+#define expect_no_token(t, tok) ck_assert_msg(!has(&(t), tok), "token \"%s\" unexpected", tok)
+
+/* The published XXH64 test vectors: the hash must never change, since the
+ * store keeps tokens by hash. */
+START_TEST(test_hash_vectors)
+{
+	static const char nobody[] = "Nobody inspects the spammish repetition";
+
+	ck_assert_uint_eq(ms_hash64("", 0, 0), 0xEF46DB3751D8E999ULL);
+	ck_assert_uint_eq(ms_hash64("", 0, 1), 0xD5AFBA1336A3BE4BULL);
+	ck_assert_uint_eq(ms_hash64("a", 1, 0), 0xD24EC4F1A98C6E5BULL);
+	ck_assert_uint_eq(ms_hash64("abc", 3, 0), 0x44BC2CF5AD770999ULL);
+	ck_assert_uint_eq(ms_hash64("asdf", 4, 0), 0x415872F599CEA71EULL);
+	ck_assert_uint_eq(ms_hash64("Call me Ishmael.", 16, 0), 0x6D04390FC9D61A90ULL);
+	ck_assert_uint_eq(ms_hash64(nobody, strlen(nobody), 0), 0xFBCEA83C8A378BF1ULL);
+	ck_assert_uint_ne(ms_hash_pair(1, 2, 1), ms_hash_pair(2, 1, 1));
+	ck_assert_uint_ne(ms_hash_pair(1, 2, 1), ms_hash_pair(1, 2, 2));
+}
+END_TEST
+
+static void
+expect_words(const char *text, const char *const *expected, size_t n)
+{
+	struct ms_word word;
+	size_t pos = 0, i = 0;
+
+	while (ms_words_next((const unsigned char *)text, strlen(text), &pos, &word)) {
+		ck_assert_msg(i < n, "extra word \"%.*s\"", (int)word.len, word.text);
+		ck_assert_msg(word.len == strlen(expected[i]) &&
+		                      memcmp(word.text, expected[i], word.len) == 0,
+		              "word %zu: \"%.*s\", expected \"%s\"", i, (int)word.len, word.text,
+		              expected[i]);
+		i++;
+	}
+	ck_assert_uint_eq(i, n);
+}
+
+START_TEST(test_words)
+{
+	static const char *const plain[] = {"don't", "e-mail", "me", "at", "3.5", "$500", "end"};
+	static const char *const tricks[] = {"viagra", "free", "\xc3\xa4\xc3\xb6\xc3\xbc",
+	                                     "\xd0\xbf\xd1\x80\xd0\xb8"};
+	static const char *const cjk[] = {"\xe6\x97\xa5\xe6\x9c\xac", "\xe6\x9c\xac\xe8\xaa\x9e",
+	                                  "\xe8\xaa\x9e", "ok"};
+
+	expect_words("Don't e-mail me... at 3.5%, $500 -- END.", plain,
+	             sizeof(plain) / sizeof(plain[0]));
+	/* zero-width space and soft hyphen inside, fullwidth letters, Latin-1
+	 * and Cyrillic capitals */
+	expect_words("V\xe2\x80\x8bia\xc2\xadGRA \xef\xbc\xa6\xef\xbc\xb2\xef\xbd\x85\xef\xbd\x85 "
+	             "\xc3\x84\xc3\x96\xc3\x9c \xd0\x9f\xd0\xa0\xd0\x98",
+	             tricks, sizeof(tricks) / sizeof(tricks[0]));
+	/* ideographs pair with their neighbour */
+	expect_words("\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e ok", cjk, sizeof(cjk) / sizeof(cjk[0]));
+	/* invalid UTF-8 separates words */
+	static const char *const invalid[] = {"ab", "cd"};
+	expect_words("ab\xff\xfe"
+	             "cd",
+	             invalid, 2);
+}
+END_TEST
+
+START_TEST(test_long_word)
+{
+	struct ms_word word;
+	char text[200];
+	size_t pos = 0;
+
+	memset(text, 'x', sizeof(text) - 1);
+	text[sizeof(text) - 1] = '\0';
+	ck_assert(ms_words_next((const unsigned char *)text, strlen(text), &pos, &word));
+	ck_assert(word.truncated);
+	ck_assert_uint_eq(word.nchars, 199);
+	ck_assert_uint_le(word.len, MS_WORD_MAX);
+	ck_assert(!ms_words_next((const unsigned char *)text, strlen(text), &pos, &word));
+}
+END_TEST
+
+/* Every token of a small message, exactly. */
+START_TEST(test_exact_tokens)
+{
+	static const char msg[] = "From: Bob <bob@mail.example.com>\n"
+	                          "To: alice@example.org\n"
+	                          "Subject: Cheap meds\n"
+	                          "X-Spam-Status: Yes, forged\n"
+	                          "\n"
+	                          "Buy 100 pills\n";
+	static const char *const expected[] = {
+	        "buy",
+	        "from:addr:bob@mail.example.com",
+	        "from:dom:example.com",
+	        "from:dom:mail.example.com",
+	        "from:name:bob",
+	        "hdr:from",
+	        "hdr:none:date",
+	        "hdr:none:message-id",
+	        "hdr:subject",
+	        "hdr:to",
+	        "meta:charset:none",
+	        "meta:layout:text/plain",
+	        "meta:type:text/plain",
+	        "meta:urls:0",
+	        "meta:words:2",
+	        "num:3",
+	        "osb1:buy num:3",
+	        "osb1:num:3 pills",
+	        "osb1:subj:cheap subj:meds",
+	        "osb2:buy pills",
+	        "pills",
+	        "subj:cheap",
+	        "subj:meds",
+	        "to:addr:alice@example.org",
+	        "to:count:1",
+	        "to:dom:example.org",
+	};
+	size_t n = sizeof(expected) / sizeof(expected[0]), i;
+	struct ms_tokens tokens;
+	struct texts t;
+
+	ms_tokens_init(&tokens);
+	t = tokenize(msg, sizeof(msg) - 1, &tokens);
+	for (i = 0; i < t.count && i < n; i++)
+		ck_assert_str_eq(t.items[i], expected[i]);
+	ck_assert_uint_eq(t.count, n);
+	/* each distinct text is one distinct hash */
+	ck_assert_uint_eq(tokens.count, n);
+	ck_assert(t.hashes_ok);
+	texts_free(&t);
+	ms_tokens_free(&tokens);
+}
+END_TEST
+
+START_TEST(test_sorted_unique_stable)
+{
+	static const char msg[] = "Subject: again again again\n\nword word word other word\n";
+	struct ms_tokens a, b;
+	size_t i;
+
+	ms_tokens_init(&a);
+	ms_tokens_init(&b);
+	ck_assert_int_eq(ms_tokenize_message((const unsigned char *)msg, sizeof(msg) - 1, &a), 0);
+	ck_assert_int_eq(ms_tokenize_message((const unsigned char *)msg, sizeof(msg) - 1, &b), 0);
+	ck_assert_uint_gt(a.count, 5);
+	for (i = 1; i < a.count; i++)
+		ck_assert_uint_lt(a.hashes[i - 1], a.hashes[i]);
+	ck_assert_uint_eq(a.count, b.count);
+	ck_assert_int_eq(memcmp(a.hashes, b.hashes, a.count * sizeof(*a.hashes)), 0);
+	/* a token's hash is the hash of its text */
+	for (i = 0; i < a.count && a.hashes[i] != ms_hash64("word", 4, 0); i++)
+		;
+	ck_assert_uint_lt(i, a.count);
+	ms_tokens_free(&a);
+	ms_tokens_free(&b);
+}
+END_TEST
+
+START_TEST(test_crlf_same_as_lf)
+{
+	static const char lf[] = "Subject: s\nFrom: a@b.example\n\nline one\nline two\n";
+	static const char crlf[] =
+	        "Subject: s\r\nFrom: a@b.example\r\n\r\nline one\r\nline two\r\n";
+	struct ms_tokens a, b;
+
+	ms_tokens_init(&a);
+	ms_tokens_init(&b);
+	ck_assert_int_eq(ms_tokenize_message((const unsigned char *)lf, sizeof(lf) - 1, &a), 0);
+	ck_assert_int_eq(ms_tokenize_message((const unsigned char *)crlf, sizeof(crlf) - 1, &b), 0);
+	ck_assert_uint_eq(a.count, b.count);
+	ck_assert_int_eq(memcmp(a.hashes, b.hashes, a.count * sizeof(*a.hashes)), 0);
+	ms_tokens_free(&a);
+	ms_tokens_free(&b);
+}
+END_TEST
+
+START_TEST(test_urls_and_headers)
+{
+	static const char msg[] = "Received: from mx.Spammer.example.net (unknown [192.0.2.17])\n"
+	                          "\tby mail.example.org with ESMTP id 123\n"
+	                          "Message-ID: <abc.123@Bulk.Example.biz>\n"
+	                          "Reply-To: other@elsewhere.example\n"
+	                          "From: a@example.com\n"
+	                          "X-Mailer: SuperMailer 5.0\n"
+	                          "Date: Mon, 1 Jul 2002 10:00:00 -0700\n"
+	                          "X-Priority: 1 (Highest)\n"
+	                          "Content-Type: text/html\n"
+	                          "\n"
+	                          "<p>visit http://www.Example.co.uk/path or www.foo.com now</p>"
+	                          "<a href=\"https://user:pw@203.0.113.9:8080/x\">x</a>"
+	                          "<a href=\"mailto:sales@shop.example?subject=hi\">mail</a>\n";
+	struct ms_tokens tokens;
+	struct texts t;
+
+	ms_tokens_init(&tokens);
+	t = tokenize(msg, sizeof(msg) - 1, &tokens);
+	expect_token(t, "rcvd:mx.spammer.example.net");
+	expect_token(t, "rcvd:example.net");
+	expect_token(t, "rcvd:ip:192.0.2.17");
+	expect_token(t, "rcvd:net:192.0.2");
+	expect_token(t, "rcvd:with:esmtp");
+	expect_token(t, "mid:dom:bulk.example.biz");
+	expect_token(t, "rt:dom:elsewhere.example");
+	expect_token(t, "rt:differs");
+	expect_token(t, "xm:supermailer");
+	expect_token(t, "xm:full:supermailer 5.0");
+	expect_token(t, "date:tz:-0700");
+	expect_token(t, "x-priority:1");
+	expect_token(t, "url:www.example.co.uk");
+	expect_token(t, "url:example.co.uk");
+	expect_token(t, "url:co.uk");
+	expect_token(t, "urltld:uk");
+	expect_token(t, "url:www.foo.com");
+	expect_token(t, "url:foo.com");
+	expect_token(t, "url:ip");
+	expect_token(t, "url:203.0.113.9");
+	expect_token(t, "mailto:shop.example");
+	expect_token(t, "meta:form:html-only");
+	expect_token(t, "visit");
+	expect_no_token(t, "rcvd:123");
+	expect_no_token(t, "url:uk");
+	texts_free(&t);
+	ms_tokens_free(&tokens);
+}
+END_TEST
+
+/* X-Spam-* fields say what some other filter thought: never evidence. */
+START_TEST(test_xspam_ignored)
+{
+	static const char with[] = "X-Spam-Status: Yes, hits=20\nX-Spam-Flag: YES\n"
+	                           "Subject: s\n\nbody\n";
+	static const char without[] = "Subject: s\n\nbody\n";
+	struct ms_tokens a, b;
+
+	ms_tokens_init(&a);
+	ms_tokens_init(&b);
+	ck_assert_int_eq(ms_tokenize_message((const unsigned char *)with, sizeof(with) - 1, &a), 0);
+	ck_assert_int_eq(
+	        ms_tokenize_message((const unsigned char *)without, sizeof(without) - 1, &b), 0);
+	ck_assert_uint_eq(a.count, b.count);
+	ck_assert_int_eq(memcmp(a.hashes, b.hashes, a.count * sizeof(*a.hashes)), 0);
+	ms_tokens_free(&a);
+	ms_tokens_free(&b);
+}
+END_TEST
+
+START_TEST(test_hostile_input)
+{
+	static const char nuls[] = "Sub\0ject: \0\0\n\n\0\0body\0text\0\n";
+	struct ms_tokens tokens;
+	size_t size = 4 * 1024 * 1024, i;
+	unsigned char *big = malloc(size);
+
+	ck_assert_ptr_nonnull(big);
+	ms_tokens_init(&tokens);
+	ck_assert_int_eq(ms_tokenize_message((const unsigned char *)"", 0, &tokens), 0);
+	ck_assert_uint_gt(tokens.count, 0);
+	ck_assert_int_eq(
+	        ms_tokenize_message((const unsigned char *)nuls, sizeof(nuls) - 1, &tokens), 0);
+	ck_assert_uint_gt(tokens.count, 0);
+	/* a 4 MB line of 8-bit junk, then the same as words */
+	for (i = 0; i < size; i++)
+		big[i] = (unsigned char)(0x80 + (i * 7) % 128);
+	ck_assert_int_eq(ms_tokenize_message(big, size, &tokens), 0);
+	for (i = 0; i < size; i++)
+		big[i] = i % 7 == 0 ? ' ' : (unsigned char)('a' + (i * 13) % 26);
+	ck_assert_int_eq(ms_tokenize_message(big, size, &tokens), 0);
+	/* bounded: words read are capped, so tokens are too */
+	ck_assert_uint_lt(tokens.count, 200000);
+	ms_tokens_free(&tokens);
+	free(big);
+}
+END_TEST
+
+int
+main(void)
+{
+	Suite *s = suite_create("tokenize");
+	TCase *tc = tcase_create("core");
+	SRunner *sr;
+	int failed;
+
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_hash_vectors);
+	tcase_add_test(tc, test_words);
+	tcase_add_test(tc, test_long_word);
+	tcase_add_test(tc, test_exact_tokens);
+	tcase_add_test(tc, test_sorted_unique_stable);
+	tcase_add_test(tc, test_crlf_same_as_lf);
+	tcase_add_test(tc, test_urls_and_headers);
+	tcase_add_test(tc, test_xspam_ignored);
+	tcase_add_test(tc, test_hostile_input);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

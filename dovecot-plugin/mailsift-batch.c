@@ -3,7 +3,6 @@
 #include "lib.h"
 #include "array.h"
 #include "istream.h"
-#include "istream-crlf.h"
 #include "mail-storage.h"
 #include "mailsift-plugin.h"
 #include "mailsift-batch.h"
@@ -76,7 +75,7 @@ batch_write_mail(struct mailsift_batch *batch, struct mail *mail, enum ms_class 
                  const char **error_r)
 {
 	struct ms_spool_writer *writer;
-	struct istream *input, *crlf;
+	struct istream *input;
 	char err[256];
 	int ret;
 
@@ -90,9 +89,7 @@ batch_write_mail(struct mailsift_batch *batch, struct mail *mail, enum ms_class 
 		*error_r = "spool unavailable";
 		return -1;
 	}
-	crlf = i_stream_create_crlf(input);
-	ret = batch_copy_stream(batch, crlf, writer, error_r);
-	i_stream_unref(&crlf);
+	ret = batch_copy_stream(batch, input, writer, error_r);
 	if (ret == 0 && ms_spool_finish(writer, err, sizeof(err)) < 0) {
 		batch_spool_failed(batch, err);
 		*error_r = "spool close failed";
@@ -114,7 +111,7 @@ mailsift_batch_add(struct mailsift_batch *batch, struct mail *mail, enum ms_clas
 
 	if (batch->failed)
 		return;
-	if (mail_get_virtual_size(mail, &size) < 0) {
+	if (mail_get_physical_size(mail, &size) < 0) {
 		i_error("mailsift: %s uid %u: size lookup failed: %s", mailbox_get_vname(mail->box),
 		        mail->uid, mailbox_get_last_internal_error(mail->box, NULL));
 		return;

@@ -14,7 +14,8 @@ struct mailsift_batch;
 
 struct mailsift_batch *mailsift_batch_create(const struct mailsift_user *muser,
                                              const char *username);
-/* Write mail's text (CRLF, as the pipe route gets it) as a cls event. */
+/* Write mail's text as stored (the learner's digest ignores CRLF vs LF)
+ * as a cls event. */
 void mailsift_batch_add(struct mailsift_batch *batch, struct mail *mail, enum ms_class cls);
 /* Rename the files into new/ and poke the learner without waiting. */
 void mailsift_batch_publish(struct mailsift_batch **batch);

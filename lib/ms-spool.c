@@ -167,8 +167,12 @@ ms_spool_begin(const char *spool_dir, const char *user, enum ms_class cls,
 
 	if (!valid_user(user))
 		return spool_error(err, errlen, "invalid user name for the spool");
-	if ((w = calloc(1, sizeof(*w))) == NULL)
+	/* Not calloc: zeroing three PATH_MAX buffers per message was a tenth
+	 * of the plugin's CPU time in a 1,000-message MOVE; open_tmp() sets
+	 * every field. */
+	if ((w = malloc(sizeof(*w))) == NULL)
 		return spool_error(err, errlen, "out of memory");
+	w->fd = -1;
 	w->cls = cls;
 	if (open_tmp(w, spool_dir, err, errlen) < 0) {
 		free(w);
@@ -296,15 +300,20 @@ ms_spool_commit_many(struct ms_spool_writer **writers, size_t count, char *err, 
 		return -1;
 	}
 	for (i = 0; i < count; i++) {
-		if (rename(writers[i]->tmp_path, writers[i]->new_path) < 0 && ret == 0)
+		if (rename(writers[i]->tmp_path, writers[i]->new_path) == 0)
+			continue;
+		if (ret == 0)
 			ret = spool_error(err, errlen, "rename(%s): %s", writers[i]->tmp_path,
 			                  strerror(errno));
+		(void)unlink(writers[i]->tmp_path);
 	}
 	if (fsync_dir(writers[0]->new_dir) < 0 && ret == 0)
 		ret = spool_error(err, errlen, "fsync(%s): %s", writers[0]->new_dir,
 		                  strerror(errno));
-	for (i = 0; i < count; i++)
-		ms_spool_abort(&writers[i]);
+	for (i = 0; i < count; i++) {
+		free(writers[i]);
+		writers[i] = NULL;
+	}
 	return ret;
 }
 

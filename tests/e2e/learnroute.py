@@ -21,6 +21,11 @@ def message(n, size=0):
             ).encode()
 
 
+def lf(msg):
+    """The message as a Maildir stores it (and the plugin spools it)."""
+    return msg.replace(b"\r\n", b"\n")
+
+
 def crlf(msg):
     return msg.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
 

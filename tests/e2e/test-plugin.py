@@ -7,7 +7,8 @@ import smtplib
 import socket
 
 import harness
-from learnroute import OTHER, USER, Imap, classes, crlf, dovecot_log, message, spool_events, uidset
+from learnroute import (OTHER, USER, Imap, classes, crlf, dovecot_log, lf, message, spool_events,
+                        uidset)
 
 
 class PluginTest(harness.TestCase):
@@ -36,7 +37,7 @@ class PluginTest(harness.TestCase):
         imap.ok(imap.uid("MOVE", str(uids[0]), "Junk"))
         events = spool_events(self.env)
         self.assertEqual([(cls, user) for cls, user, _ in events], [("spam", USER)])
-        self.assertEqual(events[0][2], crlf(msg))
+        self.assertEqual(lf(events[0][2]), msg)
         self.assertEqual(self.env.spool_files("tmp"), [])
         self.assertEqual(imap.uids("INBOX"), [uids[1]])
         self.assertEqual(len(imap.uids("Junk")), 1)
@@ -49,7 +50,7 @@ class PluginTest(harness.TestCase):
         imap.ok(imap.uid("MOVE", uidset(uids), "Junk"))
         events = spool_events(self.env)
         self.assertEqual(classes(self.env), [("spam", USER)] * 50)
-        self.assertEqual(sorted(m for _, _, m in events), sorted(crlf(m) for m in msgs))
+        self.assertEqual(sorted(lf(m) for _, _, m in events), sorted(msgs))
         self.assertEqual(len(imap.uids("Junk")), 50)
 
     def test_copy_into_junk(self):
@@ -79,7 +80,7 @@ class PluginTest(harness.TestCase):
         imap.ok(imap.uid("MOVE", str(junk[0]), "INBOX"))
         self.assertEqual(classes(self.env), [("ham", USER), ("spam", USER)])
         # the same bytes both times, so the store can find and unlearn it
-        self.assertEqual({m for _, _, m in spool_events(self.env)}, {crlf(msg)})
+        self.assertEqual({lf(m) for _, _, m in spool_events(self.env)}, {msg})
 
     def test_junk_to_trash_and_trash_anywhere_are_nothing(self):
         self.start()
@@ -108,7 +109,7 @@ class PluginTest(harness.TestCase):
         imap.append("INBOX", [message(2)])
         events = spool_events(self.env)
         self.assertEqual([(cls, user) for cls, user, _ in events], [("spam", USER)])
-        self.assertEqual(events[0][2], crlf(msg))
+        self.assertEqual(lf(events[0][2]), msg)
 
     # --- deliveries are not the user's verdict
     def test_delivery_into_junk_is_nothing(self):
@@ -185,7 +186,7 @@ class PluginTest(harness.TestCase):
         uids = self.inbox_with(imap, [small, big])
         imap.ok(imap.uid("MOVE", uidset(uids), "Junk"))
         events = spool_events(self.env)
-        self.assertEqual([m for _, _, m in events], [crlf(small)])
+        self.assertEqual([lf(m) for _, _, m in events], [small])
         harness.wait_for(lambda: "over mailsift_max_size" in dovecot_log(self.env),
                          what="the log line of the skipped message")
 

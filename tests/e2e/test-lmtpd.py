@@ -201,8 +201,8 @@ class BadInputTest(LmtpdTestCase):
             self.assertIn(r.code, (550, 501), rcpt)
             if r.code == 550:
                 self.assertEqual(r.enh, "5.1.1", rcpt)
-        # control characters: lib-smtp's address parser refuses them (501)
-        # before they reach the userdb; either way never a file name
+        # control characters: lib-smtp's command parser refuses the line
+        # (500 5.5.2) before the userdb sees it; either way never a file name
         for rcpt in (b"ali\x01ce@example.test", b'"ali\x7fce"@example.test',
                      b"alice\x1b@example.test"):
             conn.send(b"RCPT TO:<%s>\r\n" % rcpt)

@@ -10,5 +10,6 @@ build=${1:-$src}
 out=$(mktemp -d /tmp/ms-bench-tokenize.XXXXXX)
 trap 'rm -rf "$out"' EXIT
 cc -O2 -I"$src/lib" -o "$out/tokenize" "$src/bench/tokenize.c" \
-	"$build/lib/.libs/libmailsift.a" -L/usr/lib/dovecot -Wl,-rpath,/usr/lib/dovecot -ldovecot
+	"$build/lib/.libs/libmailsift.a" -L/usr/lib/dovecot -Wl,-rpath,/usr/lib/dovecot -ldovecot \
+	-lhiredis -lcrypto -lm
 "$out/tokenize" "$@"

@@ -41,7 +41,8 @@ void tok_add_pair(struct tok_ctx *ctx, uint64_t first, const char *first_text, u
 /* 0 for 0, else 1 + floor(log2(n)): counts as coarse features. */
 unsigned int tok_log2_bucket(unsigned int n);
 
-/* The token text of a word: itself, or its shape for numbers and IDs. */
+/* The token text of a word: itself, or its shape for numbers and IDs;
+ * NUL-terminated, size at least MS_WORD_MAX + 8. Returns its length. */
 size_t tok_word_text(const struct ms_word *word, char *buf, size_t size);
 
 void tok_header(struct tok_ctx *ctx, const struct ms_piece *piece);

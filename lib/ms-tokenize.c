@@ -90,22 +90,51 @@ utf8_prefix(const char *s, size_t len, size_t n)
 	return n;
 }
 
+/* "prefix" followed by the decimal n, into buf (at least 24 bytes). */
+static size_t
+shape_text(char *buf, const char *prefix, unsigned int n)
+{
+	size_t len = strlen(prefix);
+	char digits[12];
+	int i = 0;
+
+	memcpy(buf, prefix, len);
+	do {
+		digits[i++] = (char)('0' + n % 10);
+		n /= 10;
+	} while (n > 0 && i < (int)sizeof(digits));
+	while (i > 0)
+		buf[len++] = digits[--i];
+	return len;
+}
+
+static size_t
+word_text(const struct ms_word *word, char *buf)
+{
+	size_t n;
+
+	if (word->truncated) {
+		n = utf8_prefix(word->text, word->len, 10);
+		memcpy(buf, "long:", 5);
+		memcpy(buf + 5, word->text, n);
+		return 5 + n;
+	}
+	if (word->has_digit && !word->has_alpha)
+		return shape_text(buf, word->text[0] == '$' ? "$num:" : "num:",
+		                  word->len > 12 ? 12 : (unsigned int)word->len);
+	if (word->has_digit && word->nchars >= 12)
+		return shape_text(buf, "id:", word->nchars / 4);
+	memcpy(buf, word->text, word->len);
+	return word->len;
+}
+
 size_t
 tok_word_text(const struct ms_word *word, char *buf, size_t size)
 {
-	int len;
+	size_t n = size < MS_WORD_MAX + 8 ? 0 : word_text(word, buf);
 
-	if (word->truncated)
-		len = snprintf(buf, size, "long:%.*s", (int)utf8_prefix(word->text, word->len, 10),
-		               word->text);
-	else if (word->has_digit && !word->has_alpha)
-		len = snprintf(buf, size, "%snum:%zu", word->text[0] == '$' ? "$" : "",
-		               word->len > 12 ? 12 : word->len);
-	else if (word->has_digit && word->nchars >= 12)
-		len = snprintf(buf, size, "id:%u", word->nchars / 4);
-	else
-		len = snprintf(buf, size, "%.*s", (int)word->len, word->text);
-	return len < 0 ? 0 : (size_t)len < size ? (size_t)len : size - 1;
+	buf[n] = '\0';
+	return n;
 }
 
 static void
@@ -284,45 +313,72 @@ finish(struct tok_ctx *ctx)
 	tok_add(ctx, "", buf, (size_t)len);
 }
 
-/* LSD radix sort, a byte per pass: a few thousand keys per message, where
- * it beats qsort several times over. */
+static int
+cmp_hash(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static void
+sort_bucket(uint64_t *v, size_t n)
+{
+	size_t i, j;
+	uint64_t x;
+
+	if (n > 16) {
+		qsort(v, n, sizeof(*v), cmp_hash);
+		return;
+	}
+	for (i = 1; i < n; i++) {
+		x = v[i];
+		for (j = i; j > 0 && v[j - 1] > x; j--)
+			v[j] = v[j - 1];
+		v[j] = x;
+	}
+}
+
+/* Hashes are uniform: one counting pass on their top bits spreads them
+ * into buckets of one or two, which insertion sort finishes. Several times
+ * faster than qsort or a full radix sort for a few thousand tokens. A bucket
+ * that is large anyway (crafted tokens) goes to qsort: never quadratic. */
 static int
 sort_unique(struct ms_tokens *tokens)
 {
-	size_t count[256], i, n = tokens->count, out;
-	uint64_t *a = tokens->hashes, *b, *tmp;
-	unsigned int shift, c;
+	size_t n = tokens->count, nbuckets, i, out, *end;
+	uint64_t *sorted, *h = tokens->hashes;
+	unsigned int bits = 4;
 
 	if (n < 2)
 		return 0;
-	if ((b = malloc(n * sizeof(*b))) == NULL)
+	while (bits < 16 && ((size_t)1 << bits) < n)
+		bits++;
+	nbuckets = (size_t)1 << bits;
+	end = calloc(nbuckets + 1, sizeof(*end));
+	sorted = malloc(n * sizeof(*sorted));
+	if (end == NULL || sorted == NULL) {
+		free(end);
+		free(sorted);
 		return -1;
-	for (shift = 0; shift < 64; shift += 8) {
-		memset(count, 0, sizeof(count));
-		for (i = 0; i < n; i++)
-			count[(a[i] >> shift) & 0xff]++;
-		if (count[(a[0] >> shift) & 0xff] == n)
-			continue; /* every key has the same byte here */
-		for (c = 0, out = 0; c < 256; c++) {
-			size_t k = count[c];
-
-			count[c] = out;
-			out += k;
-		}
-		for (i = 0; i < n; i++)
-			b[count[(a[i] >> shift) & 0xff]++] = a[i];
-		tmp = a;
-		a = b;
-		b = tmp;
 	}
-	if (a != tokens->hashes)
-		memcpy(tokens->hashes, a, n * sizeof(*a));
-	free(a == tokens->hashes ? b : a);
+	for (i = 0; i < n; i++)
+		end[(h[i] >> (64 - bits)) + 1]++;
+	for (i = 1; i <= nbuckets; i++)
+		end[i] += end[i - 1];
+	/* end[b] is where bucket b starts; after the scatter, where it ends */
+	for (i = 0; i < n; i++)
+		sorted[end[h[i] >> (64 - bits)]++] = h[i];
+	for (i = 0; i < nbuckets; i++)
+		sort_bucket(sorted + (i == 0 ? 0 : end[i - 1]), end[i] - (i == 0 ? 0 : end[i - 1]));
+	h[0] = sorted[0];
 	for (i = 1, out = 1; i < n; i++) {
-		if (tokens->hashes[i] != tokens->hashes[out - 1])
-			tokens->hashes[out++] = tokens->hashes[i];
+		if (sorted[i] != h[out - 1])
+			h[out++] = sorted[i];
 	}
 	tokens->count = out;
+	free(end);
+	free(sorted);
 	return 0;
 }
 

@@ -153,14 +153,22 @@ choose_folder(const struct ms_config *cfg, const struct ms_envelope *env,
 	return NULL;
 }
 
-/* An envelope address as a header value: control characters (a header
- * injection from a command line) become '?'. */
-static void
-put_address(char *buf, size_t bufsize, size_t *used, const char *addr)
+/* Append text to buf. In an envelope address, control characters (a
+ * header injection from a command line) become '?'. False if it does not
+ * fit. */
+static bool
+append(char *buf, size_t bufsize, size_t *used, const char *text, bool address)
 {
-	for (; *addr != '\0' && *used + 1 < bufsize; addr++)
-		buf[(*used)++] = (unsigned char)*addr < 0x20 || *addr == 0x7f ? '?' : *addr;
+	for (; *text != '\0'; text++) {
+		if (*used + 1 >= bufsize)
+			return false;
+		if (address && ((unsigned char)*text < 0x20 || *text == 0x7f))
+			buf[(*used)++] = '?';
+		else
+			buf[(*used)++] = *text;
+	}
 	buf[*used] = '\0';
+	return true;
 }
 
 /* Return-Path, Delivered-To and the verdict's X-Spam-* lines. */
@@ -168,18 +176,18 @@ static int
 delivery_headers(const struct ms_envelope *env, const struct ms_verdict *verdict,
                  bool add_delivered_to, char *buf, size_t bufsize)
 {
+	const char *sender = env->sender != NULL ? env->sender : "";
 	size_t used = 0;
+	bool ok;
 	int len;
 
-	used = (size_t)snprintf(buf, bufsize, "Return-Path: <");
-	put_address(buf, bufsize, &used, env->sender != NULL ? env->sender : "");
-	used += (size_t)snprintf(buf + used, bufsize - used, ">\n");
-	if (add_delivered_to && used < bufsize) {
-		used += (size_t)snprintf(buf + used, bufsize - used, "Delivered-To: ");
-		put_address(buf, bufsize, &used, env->rcpt);
-		used += (size_t)snprintf(buf + used, bufsize - used, "\n");
-	}
-	if (used >= bufsize)
+	ok = append(buf, bufsize, &used, "Return-Path: <", false) &&
+	     append(buf, bufsize, &used, sender, true) && append(buf, bufsize, &used, ">\n", false);
+	if (ok && add_delivered_to)
+		ok = append(buf, bufsize, &used, "Delivered-To: ", false) &&
+		     append(buf, bufsize, &used, env->rcpt, true) &&
+		     append(buf, bufsize, &used, "\n", false);
+	if (!ok)
 		return -1;
 	if (verdict != NULL) {
 		if ((len = ms_verdict_headers(verdict, buf + used, bufsize - used)) < 0)

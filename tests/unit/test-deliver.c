@@ -156,8 +156,8 @@ START_TEST(test_lda_helpers)
 	                                sizeof(buf)));
 	ck_assert_str_eq(buf, "");
 	ck_assert(!ms_header_return_path((const unsigned char *)"A: b\n", 5, buf, sizeof(buf)));
-	ck_assert(!ms_header_return_path((const unsigned char *)m + skip, strlen(m) - skip, buf,
-	                                 3));
+	ck_assert(
+	        !ms_header_return_path((const unsigned char *)m + skip, strlen(m) - skip, buf, 3));
 }
 END_TEST
 
@@ -228,6 +228,18 @@ START_TEST(test_smtpd_delivered_to_once)
 }
 END_TEST
 
+START_TEST(test_sender_cannot_inject_headers)
+{
+	struct ms_envelope env = {"a@b.test\nX-Spam-Flag: NO", "user@example.test", NULL, NULL};
+	struct ms_message msg = {(const unsigned char *)"S: x\n\nb\n", 8};
+	struct ms_deliver_result result;
+
+	ck_assert_int_eq(ms_deliver_message(ctx, &env, &msg, NULL, &result), MS_DELIVER_OK);
+	ck_assert_str_eq(read_all(result.path), "Return-Path: <a@b.test?X-Spam-Flag: NO>\n"
+	                                        "Delivered-To: user@example.test\nS: x\n\nb\n");
+}
+END_TEST
+
 START_TEST(test_deliver_failures)
 {
 	struct ms_deliver_result result;
@@ -280,6 +292,7 @@ main(void)
 	tcase_add_test(tc, test_deliver_rewrites);
 	tcase_add_test(tc, test_deliver_verdict);
 	tcase_add_test(tc, test_smtpd_delivered_to_once);
+	tcase_add_test(tc, test_sender_cannot_inject_headers);
 	tcase_add_test(tc, test_deliver_failures);
 	tcase_add_test(tc, test_create_fails_on_bad_config);
 	suite_add_tcase(s, tc);

@@ -107,6 +107,12 @@ class LdaTest(harness.TestCase):
         self.only_message("alice@example.test", "Junk")
         self.assertTrue(os.path.exists(os.path.join(
             self.env.maildir("alice@example.test", "Junk"), "maildirfolder")))
+        # Dovecot sees the Maildir++ folder as the mailbox Junk
+        imap = imaplib.IMAP4("127.0.0.1", self.env.start_dovecot())
+        imap.login("alice@example.test", "secret")
+        self.assertEqual(imap.select("Junk"), ("OK", [b"1"]))
+        self.assertEqual(imap.select("INBOX"), ("OK", [b"0"]))
+        imap.logout()
         # a -m that is no safe folder name goes to INBOX, never elsewhere
         r = self.run_lda(["-d", "alice@example.test", "-m", "../../../escape"], as_vmail=True)
         self.assertEqual(r.returncode, 0, r.stderr)

@@ -24,6 +24,7 @@ struct ms_config {
 	char *redis_read;
 	char *redis_prefix;
 	unsigned int redis_timeout_msecs;
+	unsigned int token_table_bits;
 	double spam_threshold;
 	bool per_user;
 	char *junk_mailbox;

@@ -1,4 +1,4 @@
-#include "ms-store.h"
+#include "ms-store-private.h"
 #include "ms-store-scripts.h"
 
 #include <errno.h>
@@ -14,30 +14,11 @@
 #include <sys/time.h>
 #include <time.h>
 
-/* Buckets visited for expiry on every learn: a full cycle over the 65,536
- * buckets takes 16,384 learns, so a token seen once is forgotten only after
- * that many further learns passed without it. */
-#define MS_STORE_SWEEP_PER_LEARN 4
-#define MS_STORE_VALUE_HAM_SHIFT 24
+/* Tokens per BITFIELD command: Redis refuses more than 1M arguments. */
+#define MS_STORE_FETCH_CHUNK 8192
 
-#define MS_STORE_MAX_KEY 600
-
-struct ms_redis_conn {
-	char *address;
-	redisContext *ctx;
-};
-
-struct ms_store {
-	struct ms_redis_conn write;
-	struct ms_redis_conn read; /* address NULL: read from write */
-	char *prefix;
-	struct timeval timeout;
-	char learn_sha[41];
-	char expire_sha[41];
-};
-
-static int __attribute__((format(printf, 3, 4)))
-store_error(char *err, size_t errlen, const char *fmt, ...)
+int
+ms_store_error(char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list args;
 
@@ -65,11 +46,13 @@ script_sha1(const char *script, char hex[41])
 
 struct ms_store *
 ms_store_create(const char *address, const char *read_address, const char *prefix,
-                unsigned int timeout_msecs)
+                unsigned int table_bits, unsigned int timeout_msecs)
 {
-	struct ms_store *store = calloc(1, sizeof(*store));
+	struct ms_store *store;
 
-	if (store == NULL)
+	if (table_bits < MS_STORE_TABLE_BITS_MIN || table_bits > MS_STORE_TABLE_BITS_MAX)
+		return NULL;
+	if ((store = calloc(1, sizeof(*store))) == NULL)
 		return NULL;
 	store->write.address = strdup(address);
 	store->prefix = strdup(prefix);
@@ -80,19 +63,21 @@ ms_store_create(const char *address, const char *read_address, const char *prefi
 		ms_store_destroy(&store);
 		return NULL;
 	}
+	store->table_bits = table_bits;
 	store->timeout.tv_sec = timeout_msecs / 1000;
 	store->timeout.tv_usec = (timeout_msecs % 1000) * 1000;
-	script_sha1(MS_STORE_LEARN_LUA, store->learn_sha);
-	script_sha1(MS_STORE_EXPIRE_LUA, store->expire_sha);
+	script_sha1(MS_STORE_SWEEP_LUA, store->sweep_sha);
 	return store;
 }
 
-static void
-conn_drop(struct ms_redis_conn *conn)
+void
+ms_store_conn_drop(struct ms_redis_conn *conn)
 {
 	if (conn->ctx != NULL)
 		redisFree(conn->ctx);
 	conn->ctx = NULL;
+	conn->pending = 0;
+	conn->sweep_loaded = false;
 }
 
 void
@@ -102,8 +87,8 @@ ms_store_destroy(struct ms_store **storep)
 
 	if (store == NULL)
 		return;
-	conn_drop(&store->write);
-	conn_drop(&store->read);
+	ms_store_conn_drop(&store->write);
+	ms_store_conn_drop(&store->read);
 	free(store->write.address);
 	free(store->read.address);
 	free(store->prefix);
@@ -135,8 +120,8 @@ connect_address(const char *address, const struct timeval *timeout)
 
 /* The connection for reads (replica if configured) or writes, connecting
  * lazily: a Redis that went away is retried on the next call. */
-static redisContext *
-conn_get(struct ms_store *store, bool for_read, char *err, size_t errlen)
+redisContext *
+ms_store_conn_get(struct ms_store *store, bool for_read, char *err, size_t errlen)
 {
 	struct ms_redis_conn *conn =
 	        for_read && store->read.address != NULL ? &store->read : &store->write;
@@ -145,13 +130,14 @@ conn_get(struct ms_store *store, bool for_read, char *err, size_t errlen)
 		return conn->ctx;
 	conn->ctx = connect_address(conn->address, &store->timeout);
 	if (conn->ctx == NULL) {
-		store_error(err, errlen, "redis %s: bad address or out of memory", conn->address);
+		ms_store_error(err, errlen, "redis %s: bad address or out of memory",
+		               conn->address);
 		return NULL;
 	}
 	if (conn->ctx->err != 0 || redisSetTimeout(conn->ctx, store->timeout) != REDIS_OK) {
-		store_error(err, errlen, "redis %s: %s", conn->address,
-		            conn->ctx->err != 0 ? conn->ctx->errstr : strerror(errno));
-		conn_drop(conn);
+		ms_store_error(err, errlen, "redis %s: %s", conn->address,
+		               conn->ctx->err != 0 ? conn->ctx->errstr : strerror(errno));
+		ms_store_conn_drop(conn);
 		return NULL;
 	}
 	return conn->ctx;
@@ -159,31 +145,32 @@ conn_get(struct ms_store *store, bool for_read, char *err, size_t errlen)
 
 /* After an I/O or protocol error the stream may hold half a reply: start
  * over with a new connection next time. */
-static int
-reply_failed(struct ms_store *store, redisContext *ctx, redisReply *reply, char *err, size_t errlen)
+int
+ms_store_reply_failed(struct ms_store *store, redisContext *ctx, redisReply *reply, char *err,
+                      size_t errlen)
 {
-	struct ms_redis_conn *conn = ctx == store->read.ctx ? &store->read : &store->write;
+	struct ms_redis_conn *conn = ms_store_conn_of(store, ctx);
 
 	if (reply == NULL)
-		store_error(err, errlen, "redis %s: %s", conn->address,
-		            ctx->err != 0 ? ctx->errstr : "no reply");
+		ms_store_error(err, errlen, "redis %s: %s", conn->address,
+		               ctx->err != 0 ? ctx->errstr : "no reply");
 	else if (reply->type == REDIS_REPLY_ERROR)
-		store_error(err, errlen, "redis %s: %.*s", conn->address, (int)reply->len,
-		            reply->str);
+		ms_store_error(err, errlen, "redis %s: %.*s", conn->address, (int)reply->len,
+		               reply->str);
 	else
-		store_error(err, errlen, "redis %s: unexpected reply type %d", conn->address,
-		            reply->type);
+		ms_store_error(err, errlen, "redis %s: unexpected reply type %d", conn->address,
+		               reply->type);
 	if (reply != NULL)
 		freeReplyObject(reply);
-	conn_drop(conn);
+	ms_store_conn_drop(conn);
 	return -1;
 }
 
 /* Write the pipeline out. A Redis that died mid-write must not kill the
  * process with SIGPIPE, and the library cannot change the process's
  * handler: block it for the write and consume what the write raised. */
-static int
-flush_output(redisContext *ctx)
+int
+ms_store_flush_output(redisContext *ctx)
 {
 	static const struct timespec no_wait = {0, 0};
 	sigset_t pipe_set, old_set, pending;
@@ -204,12 +191,27 @@ flush_output(redisContext *ctx)
 	return ret;
 }
 
-static redisReply *
-get_reply(redisContext *ctx)
+struct ms_redis_conn *
+ms_store_conn_of(struct ms_store *store, redisContext *ctx)
 {
+	return ctx == store->read.ctx ? &store->read : &store->write;
+}
+
+redisReply *
+ms_store_get_reply(struct ms_store *store, redisContext *ctx)
+{
+	struct ms_redis_conn *conn = ms_store_conn_of(store, ctx);
 	void *reply = NULL;
 
-	if (flush_output(ctx) < 0 || redisGetReply(ctx, &reply) != REDIS_OK)
+	if (ms_store_flush_output(ctx) < 0)
+		return NULL;
+	/* replies to commands sent earlier without waiting come first */
+	for (; conn->pending > 0; conn->pending--) {
+		if (redisGetReply(ctx, &reply) != REDIS_OK)
+			return NULL;
+		freeReplyObject(reply);
+	}
+	if (redisGetReply(ctx, &reply) != REDIS_OK)
 		return NULL;
 	return reply;
 }
@@ -243,48 +245,31 @@ key_tag(const char *user, char *buf, size_t size)
 	return 0;
 }
 
-struct ms_store_keys {
-	char meta[MS_STORE_MAX_KEY];
-	char digests[MS_STORE_MAX_KEY];
-	char tokens[MS_STORE_MAX_KEY]; /* prefix; the bucket's 4 hex digits follow */
-};
-
-static int
-make_keys(const struct ms_store *store, const char *user, struct ms_store_keys *keys, char *err,
-          size_t errlen)
+int
+ms_store_make_keys(const struct ms_store *store, const char *user, struct ms_store_keys *keys,
+                   char *err, size_t errlen)
 {
 	char tag[400];
 	int n;
 
 	if (key_tag(user, tag, sizeof(tag)) < 0)
-		return store_error(err, errlen, "user name too long");
+		return ms_store_error(err, errlen, "user name too long");
 	n = snprintf(keys->meta, sizeof(keys->meta), "%s%s:m", store->prefix, tag);
 	snprintf(keys->digests, sizeof(keys->digests), "%s%s:d", store->prefix, tag);
-	snprintf(keys->tokens, sizeof(keys->tokens), "%s%s:t:", store->prefix, tag);
+	snprintf(keys->table, sizeof(keys->table), "%s%s:t", store->prefix, tag);
 	if (n < 0 || (size_t)n + 8 >= sizeof(keys->meta))
-		return store_error(err, errlen, "redis_prefix too long");
+		return ms_store_error(err, errlen, "redis_prefix too long");
 	return 0;
 }
 
-static unsigned int
-token_bucket(uint64_t hash)
+unsigned int
+ms_store_token_slot(const struct ms_store *store, uint64_t hash)
 {
-	return (unsigned int)(hash >> (64 - MS_STORE_BUCKET_BITS));
+	return (unsigned int)(hash >> (64 - store->table_bits));
 }
 
-static void
-token_field(uint64_t hash, unsigned char field[4])
-{
-	uint32_t bits = (uint32_t)(hash >> (64 - MS_STORE_BUCKET_BITS - 32));
-
-	field[0] = (unsigned char)(bits >> 24);
-	field[1] = (unsigned char)(bits >> 16);
-	field[2] = (unsigned char)(bits >> 8);
-	field[3] = (unsigned char)bits;
-}
-
-static uint64_t
-reply_uint(const redisReply *reply)
+uint64_t
+ms_store_reply_uint(const redisReply *reply)
 {
 	if (reply->type == REDIS_REPLY_STRING)
 		return strtoull(reply->str, NULL, 10);
@@ -294,78 +279,94 @@ reply_uint(const redisReply *reply)
 }
 
 static void
-decode_counts(const redisReply *reply, struct ms_token_counts *counts)
+decode_slot(const redisReply *reply, struct ms_token_counts *counts)
 {
-	uint64_t v = reply_uint(reply);
-	uint64_t ham = v >> MS_STORE_VALUE_HAM_SHIFT;
+	uint64_t v = ms_store_reply_uint(reply);
 
-	counts->spam = (uint32_t)((v & ((1u << MS_STORE_VALUE_HAM_SHIFT) - 1)) >> 1);
-	counts->ham = ham > UINT32_MAX ? UINT32_MAX : (uint32_t)ham;
+	counts->spam = MS_STORE_SLOT_SPAM(v);
+	counts->ham = MS_STORE_SLOT_HAM(v);
 }
 
-static bool
-is_array(const redisReply *reply, size_t elements)
+bool
+ms_store_is_array(const redisReply *reply, size_t elements)
 {
 	return reply != NULL && reply->type == REDIS_REPLY_ARRAY && reply->elements == elements;
 }
 
-/* One HMGET per bucket that the message's tokens fall into, all in one
- * pipeline. Sorted hashes come grouped by bucket already. */
+/* The meta hash and one BITFIELD_RO GET per token ("#N": slot N of 40
+ * bits), all in one pipeline: one round trip. */
 static int
-append_fetch(redisContext *ctx, const struct ms_store_keys *keys, const uint64_t *hashes,
-             size_t count, const char **argv, size_t *argvlen, unsigned char *fields,
-             size_t *groups_r)
+append_fetch(struct ms_store *store, redisContext *ctx, const struct ms_store_keys *keys,
+             const uint64_t *hashes, size_t count, const char **argv, size_t *argvlen, char *slots)
 {
-	char key[MS_STORE_MAX_KEY + 8];
-	size_t i = 0, j, n, groups = 0;
+	size_t i, j, n;
+	int len;
 
-	if (redisAppendCommand(ctx, "HMGET %s spam ham tokens", keys->meta) != REDIS_OK)
+	if (redisAppendCommand(ctx, "HMGET %s spam ham tokens bits", keys->meta) != REDIS_OK)
 		return -1;
-	while (i < count) {
-		snprintf(key, sizeof(key), "%s%04x", keys->tokens, token_bucket(hashes[i]));
-		argv[0] = "HMGET";
-		argvlen[0] = 5;
-		argv[1] = key;
-		argvlen[1] = strlen(key);
-		for (j = i, n = 2; j < count && token_bucket(hashes[j]) == token_bucket(hashes[i]);
-		     j++, n++) {
-			token_field(hashes[j], fields + 4 * j);
-			argv[n] = (const char *)fields + 4 * j;
-			argvlen[n] = 4;
+	for (i = 0; i < count; i += MS_STORE_FETCH_CHUNK) {
+		argv[0] = "BITFIELD_RO";
+		argvlen[0] = 11;
+		argv[1] = keys->table;
+		argvlen[1] = strlen(keys->table);
+		for (j = i, n = 2; j < count && j < i + MS_STORE_FETCH_CHUNK; j++) {
+			len = snprintf(slots + 12 * j, 12, "#%u",
+			               ms_store_token_slot(store, hashes[j]));
+			argv[n] = "GET";
+			argvlen[n++] = 3;
+			argv[n] = "u40";
+			argvlen[n++] = 3;
+			argv[n] = slots + 12 * j;
+			argvlen[n++] = (size_t)len;
 		}
 		if (redisAppendCommandArgv(ctx, (int)n, argv, argvlen) != REDIS_OK)
 			return -1;
-		groups++;
-		i = j;
 	}
-	*groups_r = groups;
 	return 0;
 }
 
 static int
-read_fetch(struct ms_store *store, redisContext *ctx, const uint64_t *hashes, size_t count,
-           struct ms_token_counts *counts, struct ms_store_totals *totals, char *err, size_t errlen)
+read_totals(struct ms_store *store, redisContext *ctx, struct ms_store_totals *totals, char *err,
+            size_t errlen)
 {
-	redisReply *reply = get_reply(ctx);
-	size_t i = 0, j, n;
+	redisReply *reply = ms_store_get_reply(store, ctx);
+	uint64_t bits;
 
-	if (!is_array(reply, 3))
-		return reply_failed(store, ctx, reply, err, errlen);
-	totals->learned_spam = reply_uint(reply->element[0]);
-	totals->learned_ham = reply_uint(reply->element[1]);
-	totals->tokens = reply_uint(reply->element[2]);
+	if (!ms_store_is_array(reply, 4))
+		return ms_store_reply_failed(store, ctx, reply, err, errlen);
+	totals->learned_spam = ms_store_reply_uint(reply->element[0]);
+	totals->learned_ham = ms_store_reply_uint(reply->element[1]);
+	totals->tokens = ms_store_reply_uint(reply->element[2]);
+	bits = ms_store_reply_uint(reply->element[3]);
 	freeReplyObject(reply);
-	while (i < count) {
-		for (j = i; j < count && token_bucket(hashes[j]) == token_bucket(hashes[i]); j++)
-			;
-		n = j - i;
-		reply = get_reply(ctx);
-		if (!is_array(reply, n))
-			return reply_failed(store, ctx, reply, err, errlen);
+	if (bits != 0 && bits != store->table_bits) {
+		/* the pipeline's other replies are still coming: resync by reconnecting */
+		ms_store_conn_drop(ms_store_conn_of(store, ctx));
+		return ms_store_error(err, errlen,
+		                      "token table has 2^%llu slots, not 2^%u: "
+		                      "token_table_bits changed since learning",
+		                      (unsigned long long)bits, store->table_bits);
+	}
+	return 0;
+}
+
+static int
+read_fetch(struct ms_store *store, redisContext *ctx, size_t count, struct ms_token_counts *counts,
+           struct ms_store_totals *totals, char *err, size_t errlen)
+{
+	redisReply *reply;
+	size_t i, j, n;
+
+	if (read_totals(store, ctx, totals, err, errlen) < 0)
+		return -1;
+	for (i = 0; i < count; i += n) {
+		n = count - i < MS_STORE_FETCH_CHUNK ? count - i : MS_STORE_FETCH_CHUNK;
+		reply = ms_store_get_reply(store, ctx);
+		if (!ms_store_is_array(reply, n))
+			return ms_store_reply_failed(store, ctx, reply, err, errlen);
 		for (j = 0; j < n; j++)
-			decode_counts(reply->element[j], &counts[i + j]);
+			decode_slot(reply->element[j], &counts[i + j]);
 		freeReplyObject(reply);
-		i += n;
 	}
 	return 0;
 }
@@ -378,34 +379,34 @@ ms_store_fetch(struct ms_store *store, const char *user, const uint64_t *hashes,
 	struct ms_store_keys keys;
 	redisContext *ctx;
 	const char **argv = NULL;
-	size_t *argvlen = NULL, groups;
-	unsigned char *fields = NULL;
+	size_t *argvlen = NULL, nargs = 3 * MS_STORE_FETCH_CHUNK + 2;
+	char *slots = NULL;
 	int ret = -1;
 
-	if (make_keys(store, user, &keys, err, errlen) < 0)
+	if (ms_store_make_keys(store, user, &keys, err, errlen) < 0)
 		return -1;
-	if ((ctx = conn_get(store, true, err, errlen)) == NULL)
+	if ((ctx = ms_store_conn_get(store, true, err, errlen)) == NULL)
 		return -1;
-	argv = malloc((count + 2) * sizeof(*argv));
-	argvlen = malloc((count + 2) * sizeof(*argvlen));
-	fields = malloc(4 * count + 1);
-	if (argv == NULL || argvlen == NULL || fields == NULL)
-		store_error(err, errlen, "out of memory");
-	else if (append_fetch(ctx, &keys, hashes, count, argv, argvlen, fields, &groups) < 0)
-		reply_failed(store, ctx, NULL, err, errlen);
+	argv = malloc(nargs * sizeof(*argv));
+	argvlen = malloc(nargs * sizeof(*argvlen));
+	slots = malloc(12 * count + 1);
+	if (argv == NULL || argvlen == NULL || slots == NULL)
+		ms_store_error(err, errlen, "out of memory");
+	else if (append_fetch(store, ctx, &keys, hashes, count, argv, argvlen, slots) < 0)
+		ms_store_reply_failed(store, ctx, NULL, err, errlen);
 	else
-		ret = read_fetch(store, ctx, hashes, count, counts, totals, err, errlen);
+		ret = read_fetch(store, ctx, count, counts, totals, err, errlen);
 	free(argv);
 	free(argvlen);
-	free(fields);
+	free(slots);
 	return ret;
 }
 
 /* EVALSHA, and EVAL once when Redis does not know the script yet (first
  * use, restart, SCRIPT FLUSH). */
 static redisReply *
-run_script(redisContext *ctx, const char *sha, const char *script, int argc, const char **argv,
-           size_t *argvlen)
+run_script(struct ms_store *store, redisContext *ctx, const char *sha, const char *script, int argc,
+           const char **argv, size_t *argvlen)
 {
 	redisReply *reply;
 
@@ -414,7 +415,7 @@ run_script(redisContext *ctx, const char *sha, const char *script, int argc, con
 	argv[1] = sha;
 	argvlen[1] = 40;
 	if (redisAppendCommandArgv(ctx, argc, argv, argvlen) != REDIS_OK ||
-	    (reply = get_reply(ctx)) == NULL)
+	    (reply = ms_store_get_reply(store, ctx)) == NULL)
 		return NULL;
 	if (reply->type != REDIS_REPLY_ERROR || strncmp(reply->str, "NOSCRIPT", 8) != 0)
 		return reply;
@@ -425,98 +426,36 @@ run_script(redisContext *ctx, const char *sha, const char *script, int argc, con
 	argvlen[1] = strlen(script);
 	if (redisAppendCommandArgv(ctx, argc, argv, argvlen) != REDIS_OK)
 		return NULL;
-	return get_reply(ctx);
-}
-
-static void
-pack_tokens(const uint64_t *hashes, size_t count, unsigned char *packed)
-{
-	char hex[8];
-	size_t i;
-
-	for (i = 0; i < count; i++) {
-		snprintf(hex, sizeof(hex), "%04x", token_bucket(hashes[i]));
-		memcpy(packed + 8 * i, hex, 4);
-		token_field(hashes[i], packed + 8 * i + 4);
-	}
+	return ms_store_get_reply(store, ctx);
 }
 
 int
-ms_store_learn(struct ms_store *store, const char *user, enum ms_class cls,
-               const unsigned char digest[MS_DIGEST_SIZE], const uint64_t *hashes, size_t count,
-               enum ms_learn_result *result_r, char *err, size_t errlen)
-{
-	static const enum ms_learn_result results[] = {MS_LEARN_DONE, MS_LEARN_ALREADY,
-	                                               MS_LEARN_MOVED};
-	struct ms_store_keys keys;
-	const char *argv[10];
-	size_t argvlen[10];
-	char sweep[16];
-	unsigned char *packed;
-	redisContext *ctx;
-	redisReply *reply;
-
-	if (make_keys(store, user, &keys, err, errlen) < 0)
-		return -1;
-	if ((ctx = conn_get(store, false, err, errlen)) == NULL)
-		return -1;
-	if ((packed = malloc(8 * count + 1)) == NULL)
-		return store_error(err, errlen, "out of memory");
-	pack_tokens(hashes, count, packed);
-	snprintf(sweep, sizeof(sweep), "%d", MS_STORE_SWEEP_PER_LEARN);
-	argv[2] = "2";
-	argv[3] = keys.meta;
-	argv[4] = keys.digests;
-	argv[5] = keys.tokens;
-	argv[6] = cls == MS_CLASS_SPAM ? "S" : "H";
-	argv[7] = (const char *)digest;
-	argv[8] = (const char *)packed;
-	argvlen[2] = 1;
-	argvlen[3] = strlen(keys.meta);
-	argvlen[4] = strlen(keys.digests);
-	argvlen[5] = strlen(keys.tokens);
-	argvlen[6] = 1;
-	argvlen[7] = MS_DIGEST_SIZE;
-	argvlen[8] = 8 * count;
-	argv[9] = sweep;
-	argvlen[9] = strlen(sweep);
-	reply = run_script(ctx, store->learn_sha, MS_STORE_LEARN_LUA, 10, argv, argvlen);
-	free(packed);
-	if (reply == NULL || reply->type != REDIS_REPLY_INTEGER || reply->integer < 0 ||
-	    reply->integer > 2)
-		return reply_failed(store, ctx, reply, err, errlen);
-	*result_r = results[reply->integer];
-	freeReplyObject(reply);
-	return 0;
-}
-
-int
-ms_store_expire(struct ms_store *store, const char *user, unsigned int nbuckets,
+ms_store_expire(struct ms_store *store, const char *user, unsigned int nslots,
                 unsigned long long *removed_r, char *err, size_t errlen)
 {
 	struct ms_store_keys keys;
-	const char *argv[6];
-	size_t argvlen[6];
-	char count[16];
+	const char *argv[7];
+	size_t argvlen[7], i;
+	char bits[16], count[16];
 	redisContext *ctx;
 	redisReply *reply;
 
-	if (make_keys(store, user, &keys, err, errlen) < 0)
+	if (ms_store_make_keys(store, user, &keys, err, errlen) < 0)
 		return -1;
-	if ((ctx = conn_get(store, false, err, errlen)) == NULL)
+	if ((ctx = ms_store_conn_get(store, false, err, errlen)) == NULL)
 		return -1;
-	snprintf(count, sizeof(count), "%u", nbuckets);
-	argv[2] = "1";
+	snprintf(bits, sizeof(bits), "%u", store->table_bits);
+	snprintf(count, sizeof(count), "%u", nslots);
+	argv[2] = "2";
 	argv[3] = keys.meta;
-	argv[4] = keys.tokens;
-	argv[5] = count;
-	argvlen[2] = 1;
-	argvlen[3] = strlen(keys.meta);
-	argvlen[4] = strlen(keys.tokens);
-	argvlen[5] = strlen(count);
-	reply = run_script(ctx, store->expire_sha, MS_STORE_EXPIRE_LUA, 6, argv, argvlen);
+	argv[4] = keys.table;
+	argv[5] = bits;
+	argv[6] = count;
+	for (i = 2; i < 7; i++)
+		argvlen[i] = strlen(argv[i]);
+	reply = run_script(store, ctx, store->sweep_sha, MS_STORE_SWEEP_LUA, 7, argv, argvlen);
 	if (reply == NULL || reply->type != REDIS_REPLY_INTEGER || reply->integer < 0)
-		return reply_failed(store, ctx, reply, err, errlen);
+		return ms_store_reply_failed(store, ctx, reply, err, errlen);
 	*removed_r = (unsigned long long)reply->integer;
 	freeReplyObject(reply);
 	return 0;
@@ -538,23 +477,18 @@ ms_store_stats(struct ms_store *store, const char *user, struct ms_store_totals 
 	redisContext *ctx;
 	redisReply *reply;
 
-	if (make_keys(store, user, &keys, err, errlen) < 0)
+	if (ms_store_make_keys(store, user, &keys, err, errlen) < 0)
 		return -1;
-	if ((ctx = conn_get(store, true, err, errlen)) == NULL)
+	if ((ctx = ms_store_conn_get(store, true, err, errlen)) == NULL)
 		return -1;
-	if (redisAppendCommand(ctx, "HMGET %s spam ham tokens", keys.meta) != REDIS_OK ||
+	if (redisAppendCommand(ctx, "HMGET %s spam ham tokens bits", keys.meta) != REDIS_OK ||
 	    redisAppendCommand(ctx, "INFO memory") != REDIS_OK)
-		return reply_failed(store, ctx, NULL, err, errlen);
-	reply = get_reply(ctx);
-	if (!is_array(reply, 3))
-		return reply_failed(store, ctx, reply, err, errlen);
-	totals->learned_spam = reply_uint(reply->element[0]);
-	totals->learned_ham = reply_uint(reply->element[1]);
-	totals->tokens = reply_uint(reply->element[2]);
-	freeReplyObject(reply);
-	reply = get_reply(ctx);
+		return ms_store_reply_failed(store, ctx, NULL, err, errlen);
+	if (read_totals(store, ctx, totals, err, errlen) < 0)
+		return -1;
+	reply = ms_store_get_reply(store, ctx);
 	if (reply == NULL || reply->type != REDIS_REPLY_STRING)
-		return reply_failed(store, ctx, reply, err, errlen);
+		return ms_store_reply_failed(store, ctx, reply, err, errlen);
 	*memory_r = info_field(reply->str, "\nused_memory:");
 	freeReplyObject(reply);
 	return 0;

@@ -13,17 +13,18 @@
  * on any trouble it returns -1 with err set, drops the connection and
  * reconnects on the next call. user NULL means the shared statistics. */
 
-/* Tokens live in 2^16 hashes chosen by the top 16 bits of their hash, the
- * next 32 bits are the field: see doc/redis-schema.md for the measurements. */
-#define MS_STORE_BUCKET_BITS 16
-#define MS_STORE_BUCKETS     (1u << MS_STORE_BUCKET_BITS)
+/* A user's (or the shared) token counts are one table of 2^table_bits
+ * slots of 40 bits in a Redis string, addressed by the top bits of the token
+ * hash: see doc/redis-schema.md for why and for the measurements. */
+#define MS_STORE_TABLE_BITS_MIN 8
+#define MS_STORE_TABLE_BITS_MAX 26
 
 struct ms_store;
 
 /* address: "unix:/path", "/path" or "host:port". read_address: a replica
  * for classification, or NULL/"" to read from address. Never connects. */
 struct ms_store *ms_store_create(const char *address, const char *read_address, const char *prefix,
-                                 unsigned int timeout_msecs);
+                                 unsigned int table_bits, unsigned int timeout_msecs);
 void ms_store_destroy(struct ms_store **store);
 
 struct ms_store_totals {
@@ -38,16 +39,16 @@ int ms_store_fetch(struct ms_store *store, const char *user, const uint64_t *has
                    size_t errlen);
 
 /* Learn a message's tokens as cls, atomically, keyed by its digest: see
- * ms_filter_learn() for the results. Each learn also sweeps a few buckets
- * for expiry (MS_STORE_SWEEP_PER_LEARN). */
+ * ms_filter_learn() for the results. Each learn also sweeps a slice of the
+ * table for expiry. */
 int ms_store_learn(struct ms_store *store, const char *user, enum ms_class cls,
                    const unsigned char digest[MS_DIGEST_SIZE], const uint64_t *hashes, size_t count,
                    enum ms_learn_result *result_r, char *err, size_t errlen);
 
-/* Expiry of rare, stale tokens: visit the next nbuckets buckets; a token
- * seen once in all (spam + ham = 1) and not learned again since the previous
+/* Expiry of rare, stale tokens: visit the next nslots slots; a token seen
+ * once in all (spam + ham = 1) and not learned again since the previous
  * visit is deleted. *removed_r gets how many were. */
-int ms_store_expire(struct ms_store *store, const char *user, unsigned int nbuckets,
+int ms_store_expire(struct ms_store *store, const char *user, unsigned int nslots,
                     unsigned long long *removed_r, char *err, size_t errlen);
 
 /* Learn totals, token count and Redis used_memory. */

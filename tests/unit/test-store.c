@@ -60,6 +60,9 @@ redis_stop(void)
 	unlink(sock_path);
 }
 
+/* a small table: the tests sweep all of it */
+#define TEST_TABLE_BITS 12
+#define TEST_SLOTS      (1u << TEST_TABLE_BITS)
 /* Generous, so a loaded machine never fails a test; the hung-Redis test
  * asks for a short one. */
 #define STORE_TIMEOUT_MSECS 5000
@@ -67,7 +70,8 @@ redis_stop(void)
 static struct ms_store *
 store_new_timeout(unsigned int timeout_msecs)
 {
-	struct ms_store *store = ms_store_create(sock_path, NULL, "mt", timeout_msecs);
+	struct ms_store *store =
+	        ms_store_create(sock_path, NULL, "mt", TEST_TABLE_BITS, timeout_msecs);
 
 	ck_assert_ptr_nonnull(store);
 	return store;
@@ -124,11 +128,11 @@ fetch(struct ms_store *store, const char *user, const uint64_t *hashes, size_t c
 	        "fetch: %s", err);
 }
 
-/* two tokens share bucket 0x1234, so one HMGET carries both */
+/* tokens in slots 0x010, 0x123, 0x567 and 0xfff of the 2^12 table */
 static const uint64_t msg_a[] = {0x0100000000000005ULL, 0x1234000000000001ULL,
-                                 0x1234abcd00000000ULL};
-static const uint64_t msg_b[] = {0x1234abcd00000000ULL, 0xfffe000012340000ULL};
-static const uint64_t all[] = {0x0100000000000005ULL, 0x1234000000000001ULL, 0x1234abcd00000000ULL,
+                                 0x5678abcd00000000ULL};
+static const uint64_t msg_b[] = {0x5678abcd00000000ULL, 0xfffe000012340000ULL};
+static const uint64_t all[] = {0x0100000000000005ULL, 0x1234000000000001ULL, 0x5678abcd00000000ULL,
                                0xfffe000012340000ULL};
 
 START_TEST(test_learn_relearn)
@@ -213,8 +217,7 @@ expire_all(struct ms_store *store, unsigned long long *removed_r)
 {
 	char err[256];
 
-	ck_assert_msg(ms_store_expire(store, NULL, MS_STORE_BUCKETS, removed_r, err, sizeof(err)) ==
-	                      0,
+	ck_assert_msg(ms_store_expire(store, NULL, TEST_SLOTS, removed_r, err, sizeof(err)) == 0,
 	              "expire: %s", err);
 }
 
@@ -248,6 +251,44 @@ START_TEST(test_expiry)
 	/* a third pass keeps tokens seen more than once, stale or not */
 	expire_all(store, &removed);
 	ck_assert_uint_eq(removed, 0);
+	ms_store_destroy(&store);
+}
+END_TEST
+
+/* Two tokens whose hashes share their top bits share a slot: that is the
+ * table's precision, and the counts add up. */
+START_TEST(test_shared_slot)
+{
+	static const uint64_t near[] = {0x1230000000000000ULL, 0x123fffffffffffffULL};
+	struct ms_store *store = store_new();
+	struct ms_token_counts counts[2];
+	struct ms_store_totals totals;
+
+	learn(store, NULL, MS_CLASS_SPAM, "n", near, 1);
+	fetch(store, NULL, near, 2, counts, &totals);
+	ck_assert_uint_eq(counts[0].spam, 1);
+	ck_assert_uint_eq(counts[1].spam, 1);
+	ms_store_destroy(&store);
+}
+END_TEST
+
+/* The table's size is fixed by the first learn: a reader configured with
+ * another size would read the wrong slots, so it gets an error instead. */
+START_TEST(test_table_size_mismatch)
+{
+	struct ms_store *store = store_new(), *other;
+	struct ms_token_counts counts[4];
+	struct ms_store_totals totals;
+	char err[256];
+
+	learn(store, NULL, MS_CLASS_SPAM, "a", msg_a, 3);
+	other = ms_store_create(sock_path, NULL, "mt", TEST_TABLE_BITS + 1, STORE_TIMEOUT_MSECS);
+	ck_assert_int_eq(ms_store_fetch(other, NULL, all, 4, counts, &totals, err, sizeof(err)),
+	                 -1);
+	ck_assert_ptr_nonnull(strstr(err, "token_table_bits"));
+	/* and the connection is still usable afterwards */
+	fetch(store, NULL, all, 4, counts, &totals);
+	ms_store_destroy(&other);
 	ms_store_destroy(&store);
 }
 END_TEST
@@ -320,6 +361,8 @@ main(void)
 	tcase_add_test(tc, test_learn_relearn);
 	tcase_add_test(tc, test_per_user);
 	tcase_add_test(tc, test_expiry);
+	tcase_add_test(tc, test_shared_slot);
+	tcase_add_test(tc, test_table_size_mismatch);
 	tcase_add_test(tc, test_stats);
 	tcase_add_test(tc, test_redis_trouble);
 	suite_add_tcase(s, tc);

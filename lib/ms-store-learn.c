@@ -1,0 +1,320 @@
+/* Learning: a WATCH/MULTI/EXEC transaction, so that a message's digest and
+ * its token counts change together or not at all. The token updates are
+ * plain BITFIELD commands: measured, Lua building the same arguments cost
+ * five times the update itself (doc/redis-schema.md). */
+#include "ms-store-private.h"
+#include "ms-store-scripts.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Tokens per BITFIELD command: Redis refuses more than 1M arguments. */
+#define LEARN_CHUNK 4096
+/* EXEC fails when another learner changed the digests meanwhile: retry. */
+#define LEARN_TRIES 5
+
+struct learn {
+	struct ms_store *store;
+	redisContext *ctx;
+	struct ms_store_keys keys;
+	const unsigned char *digest;
+	const uint64_t *hashes;
+	size_t count;
+	char cls;     /* 'S' or 'H' */
+	char old_cls; /* as learned before, or 0 */
+	long long new_tokens;
+	/* argument buffers for one BITFIELD command */
+	const char **argv;
+	size_t *argvlen;
+	char *numbers; /* 2 per token, 24 bytes each */
+};
+
+static const char *
+class_counter(char cls)
+{
+	return cls == 'S' ? "spam" : "ham";
+}
+
+static const char *
+class_delta(char cls, bool unlearn)
+{
+	if (cls == 'S')
+		return unlearn ? "-2" : "2";     /* MS_STORE_SPAM_ONE */
+	return unlearn ? "-1048576" : "1048576"; /* MS_STORE_HAM_ONE */
+}
+
+static int
+learn_failed(struct learn *l, redisReply *reply, char *err, size_t errlen)
+{
+	return ms_store_reply_failed(l->store, l->ctx, reply, err, errlen);
+}
+
+/* Round trip 1: load the sweep script on a new connection, WATCH the
+ * digests, and read how this message and the table were learned before. */
+static int
+learn_lookup(struct learn *l, char *err, size_t errlen)
+{
+	struct ms_redis_conn *conn = ms_store_conn_of(l->store, l->ctx);
+	bool load = !conn->sweep_loaded;
+	redisReply *reply;
+	uint64_t bits;
+
+	if ((load &&
+	     redisAppendCommand(l->ctx, "SCRIPT LOAD %s", MS_STORE_SWEEP_LUA) != REDIS_OK) ||
+	    redisAppendCommand(l->ctx, "WATCH %s", l->keys.digests) != REDIS_OK ||
+	    redisAppendCommand(l->ctx, "HGET %s %b", l->keys.digests, l->digest,
+	                       (size_t)MS_DIGEST_SIZE) != REDIS_OK ||
+	    redisAppendCommand(l->ctx, "HGET %s bits", l->keys.meta) != REDIS_OK)
+		return learn_failed(l, NULL, err, errlen);
+	if (load) {
+		reply = ms_store_get_reply(l->store, l->ctx);
+		if (reply == NULL || reply->type != REDIS_REPLY_STRING)
+			return learn_failed(l, reply, err, errlen);
+		freeReplyObject(reply);
+		conn->sweep_loaded = true;
+	}
+	reply = ms_store_get_reply(l->store, l->ctx);
+	if (reply == NULL || reply->type != REDIS_REPLY_STATUS)
+		return learn_failed(l, reply, err, errlen);
+	freeReplyObject(reply);
+	reply = ms_store_get_reply(l->store, l->ctx);
+	if (reply == NULL || (reply->type != REDIS_REPLY_NIL && reply->type != REDIS_REPLY_STRING))
+		return learn_failed(l, reply, err, errlen);
+	l->old_cls = reply->type == REDIS_REPLY_STRING && reply->len == 1 ? reply->str[0] : 0;
+	freeReplyObject(reply);
+	reply = ms_store_get_reply(l->store, l->ctx);
+	if (reply == NULL || (reply->type != REDIS_REPLY_NIL && reply->type != REDIS_REPLY_STRING))
+		return learn_failed(l, reply, err, errlen);
+	bits = ms_store_reply_uint(reply);
+	freeReplyObject(reply);
+	if (bits != 0 && bits != l->store->table_bits) {
+		ms_store_conn_drop(conn); /* drops the WATCH too */
+		return ms_store_error(err, errlen,
+		                      "token table has 2^%llu slots, not 2^%u: "
+		                      "token_table_bits changed since learning",
+		                      (unsigned long long)bits, l->store->table_bits);
+	}
+	return 0;
+}
+
+/* One BITFIELD per chunk of tokens: add delta to each token's slot, and on
+ * learning also set its recent mark (SET returns the old mark). */
+static int
+append_updates(struct learn *l, char cls, bool unlearn)
+{
+	const char *delta = class_delta(cls, unlearn);
+	size_t i, end, n, k;
+	char *slot, *mark;
+	unsigned int s;
+
+	for (i = 0; i < l->count; i = end) {
+		end = l->count - i > LEARN_CHUNK ? i + LEARN_CHUNK : l->count;
+		n = 0;
+		l->argv[n++] = "BITFIELD";
+		l->argv[n++] = l->keys.table;
+		l->argv[n++] = "OVERFLOW";
+		l->argv[n++] = "SAT";
+		for (; i < end; i++) {
+			s = ms_store_token_slot(l->store, l->hashes[i]);
+			slot = l->numbers + 48 * (i % LEARN_CHUNK);
+			mark = slot + 24;
+			snprintf(slot, 24, "#%u", s);
+			snprintf(mark, 24, "%llu", (unsigned long long)s * MS_STORE_SLOT_BITS + 39);
+			l->argv[n++] = "INCRBY";
+			l->argv[n++] = "u40";
+			l->argv[n++] = slot;
+			l->argv[n++] = delta;
+			if (!unlearn) {
+				l->argv[n++] = "SET";
+				l->argv[n++] = "u1";
+				l->argv[n++] = mark;
+				l->argv[n++] = "1";
+			}
+		}
+		for (k = 0; k < n; k++)
+			l->argvlen[k] = strlen(l->argv[k]);
+		if (redisAppendCommandArgv(l->ctx, (int)n, l->argv, l->argvlen) != REDIS_OK)
+			return -1;
+	}
+	return 0;
+}
+
+static size_t
+chunks(size_t count)
+{
+	return (count + LEARN_CHUNK - 1) / LEARN_CHUNK;
+}
+
+/* Round trip 2: the transaction. Returns the number of queued commands. */
+static int
+append_transaction(struct learn *l, size_t *queued_r)
+{
+	char bits[16], sweep[16];
+	size_t queued = 0;
+
+	snprintf(bits, sizeof(bits), "%u", l->store->table_bits);
+	snprintf(sweep, sizeof(sweep), "%u",
+	         ((1u << l->store->table_bits) + MS_STORE_SWEEP_CYCLE_LEARNS - 1) /
+	                 MS_STORE_SWEEP_CYCLE_LEARNS);
+	if (redisAppendCommand(l->ctx, "MULTI") != REDIS_OK)
+		return -1;
+	if (l->old_cls != 0) {
+		if (append_updates(l, l->old_cls, true) < 0 ||
+		    redisAppendCommand(l->ctx, "HINCRBY %s %s -1", l->keys.meta,
+		                       class_counter(l->old_cls)) != REDIS_OK)
+			return -1;
+		queued += chunks(l->count) + 1;
+	}
+	if (append_updates(l, l->cls, false) < 0 ||
+	    redisAppendCommand(l->ctx, "HINCRBY %s %s 1", l->keys.meta, class_counter(l->cls)) !=
+	            REDIS_OK ||
+	    redisAppendCommand(l->ctx, "HSET %s %b %s", l->keys.digests, l->digest,
+	                       (size_t)MS_DIGEST_SIZE, l->cls == 'S' ? "S" : "H") != REDIS_OK ||
+	    redisAppendCommand(l->ctx, "HSETNX %s bits %s", l->keys.meta, bits) != REDIS_OK ||
+	    redisAppendCommand(l->ctx, "EVALSHA %s 2 %s %s %s %s", l->store->sweep_sha,
+	                       l->keys.meta, l->keys.table, bits, sweep) != REDIS_OK ||
+	    redisAppendCommand(l->ctx, "EXEC") != REDIS_OK)
+		return -1;
+	*queued_r = queued + chunks(l->count) + 4;
+	return 0;
+}
+
+/* Tokens whose slot went from empty to used, or back. */
+static void
+count_tokens(struct learn *l, const redisReply *exec)
+{
+	size_t i, j, first = 0, step;
+	const redisReply *r;
+	long long one;
+
+	if (l->old_cls != 0) {
+		for (i = 0; i < chunks(l->count); i++) {
+			r = exec->element[i];
+			for (j = 0; r->type == REDIS_REPLY_ARRAY && j < r->elements; j++) {
+				if (r->element[j]->type == REDIS_REPLY_INTEGER &&
+				    r->element[j]->integer <= 1)
+					l->new_tokens--;
+			}
+		}
+		first = chunks(l->count) + 1;
+	}
+	one = l->cls == 'S' ? (long long)MS_STORE_SPAM_ONE : (long long)MS_STORE_HAM_ONE;
+	for (i = first, step = 2; i < first + chunks(l->count); i++) {
+		r = exec->element[i];
+		for (j = 0; r->type == REDIS_REPLY_ARRAY && j < r->elements; j += step) {
+			/* counts now exactly one: empty before (the mark aside) */
+			if (r->element[j]->type == REDIS_REPLY_INTEGER &&
+			    (r->element[j]->integer & ~1LL) == one)
+				l->new_tokens++;
+		}
+	}
+}
+
+/* Returns 1 when committed, 0 when EXEC was aborted by the WATCH. */
+static int
+learn_commit(struct learn *l, char *err, size_t errlen)
+{
+	struct ms_redis_conn *conn = ms_store_conn_of(l->store, l->ctx);
+	redisReply *reply;
+	size_t queued, i;
+
+	if (append_transaction(l, &queued) < 0)
+		return learn_failed(l, NULL, err, errlen);
+	for (i = 0; i < queued + 1; i++) { /* +OK for MULTI, +QUEUED each */
+		reply = ms_store_get_reply(l->store, l->ctx);
+		if (reply == NULL || reply->type != REDIS_REPLY_STATUS)
+			return learn_failed(l, reply, err, errlen);
+		freeReplyObject(reply);
+	}
+	reply = ms_store_get_reply(l->store, l->ctx);
+	if (reply != NULL && reply->type == REDIS_REPLY_NIL) {
+		freeReplyObject(reply);
+		return 0;
+	}
+	if (!ms_store_is_array(reply, queued))
+		return learn_failed(l, reply, err, errlen);
+	count_tokens(l, reply);
+	/* SCRIPT FLUSH since we loaded it: the sweep waits for the next learn */
+	if (reply->element[queued - 1]->type == REDIS_REPLY_ERROR)
+		conn->sweep_loaded = false;
+	freeReplyObject(reply);
+	return 1;
+}
+
+/* The token count is a statistic: its update is sent without waiting, its
+ * reply read before the next command's. */
+static void
+send_token_count(struct learn *l)
+{
+	struct ms_redis_conn *conn = ms_store_conn_of(l->store, l->ctx);
+
+	if (l->new_tokens == 0)
+		return;
+	if (redisAppendCommand(l->ctx, "HINCRBY %s tokens %lld", l->keys.meta, l->new_tokens) ==
+	            REDIS_OK &&
+	    ms_store_flush_output(l->ctx) == 0)
+		conn->pending++;
+	else
+		ms_store_conn_drop(conn);
+}
+
+static int
+learn_run(struct learn *l, enum ms_learn_result *result_r, char *err, size_t errlen)
+{
+	int tries, ret;
+
+	for (tries = 0; tries < LEARN_TRIES; tries++) {
+		if (learn_lookup(l, err, errlen) < 0)
+			return -1;
+		if (l->old_cls == l->cls) {
+			*result_r = MS_LEARN_ALREADY;
+			if (redisAppendCommand(l->ctx, "UNWATCH") != REDIS_OK ||
+			    ms_store_flush_output(l->ctx) < 0)
+				ms_store_conn_drop(ms_store_conn_of(l->store, l->ctx));
+			else
+				ms_store_conn_of(l->store, l->ctx)->pending++;
+			return 0;
+		}
+		if ((ret = learn_commit(l, err, errlen)) < 0)
+			return -1;
+		if (ret == 1) {
+			*result_r = l->old_cls != 0 ? MS_LEARN_MOVED : MS_LEARN_DONE;
+			send_token_count(l);
+			return 0;
+		}
+	}
+	return ms_store_error(err, errlen, "learn: the digests kept changing (%d tries)", tries);
+}
+
+int
+ms_store_learn(struct ms_store *store, const char *user, enum ms_class cls,
+               const unsigned char digest[MS_DIGEST_SIZE], const uint64_t *hashes, size_t count,
+               enum ms_learn_result *result_r, char *err, size_t errlen)
+{
+	size_t per_command = 4 + 8 * (count < LEARN_CHUNK ? count : LEARN_CHUNK);
+	struct learn l = {
+	        .store = store,
+	        .digest = digest,
+	        .hashes = hashes,
+	        .count = count,
+	        .cls = cls == MS_CLASS_SPAM ? 'S' : 'H',
+	};
+	int ret = -1;
+
+	if (ms_store_make_keys(store, user, &l.keys, err, errlen) < 0)
+		return -1;
+	if ((l.ctx = ms_store_conn_get(store, false, err, errlen)) == NULL)
+		return -1;
+	l.argv = malloc(per_command * sizeof(*l.argv));
+	l.argvlen = malloc(per_command * sizeof(*l.argvlen));
+	l.numbers = malloc(48 * LEARN_CHUNK);
+	if (l.argv == NULL || l.argvlen == NULL || l.numbers == NULL)
+		ms_store_error(err, errlen, "out of memory");
+	else
+		ret = learn_run(&l, result_r, err, errlen);
+	free(l.argv);
+	free(l.argvlen);
+	free(l.numbers);
+	return ret;
+}

@@ -1,0 +1,63 @@
+#ifndef MS_STORE_PRIVATE_H
+#define MS_STORE_PRIVATE_H
+
+/* Shared by ms-store.c (connections, reads, expiry) and ms-store-learn.c. */
+#include "ms-store.h"
+
+#include <hiredis/hiredis.h>
+#include <stdbool.h>
+#include <sys/time.h>
+
+#define MS_STORE_MAX_KEY 600
+
+/* A slot: ham u20, spam u19, recent u1, most significant bit first. */
+#define MS_STORE_SLOT_BITS    40
+#define MS_STORE_SPAM_ONE     2ULL
+#define MS_STORE_HAM_ONE      (1ULL << 20)
+#define MS_STORE_SLOT_SPAM(v) ((uint32_t)(((v) >> 1) & 0x7ffff))
+#define MS_STORE_SLOT_HAM(v)  ((uint32_t)((v) >> 20))
+
+/* Every learn sweeps this fraction of the table for expiry: a full cycle
+ * takes 65,536 learns, so a token seen once is forgotten only after that many
+ * further learns passed without it. */
+#define MS_STORE_SWEEP_CYCLE_LEARNS 65536
+
+struct ms_redis_conn {
+	char *address;
+	redisContext *ctx;
+	/* replies of commands sent without waiting, read before the next one */
+	unsigned int pending;
+	bool sweep_loaded;
+};
+
+struct ms_store {
+	struct ms_redis_conn write;
+	struct ms_redis_conn read; /* address NULL: read from write */
+	char *prefix;
+	struct timeval timeout;
+	unsigned int table_bits;
+	char sweep_sha[41];
+};
+
+struct ms_store_keys {
+	char meta[MS_STORE_MAX_KEY];
+	char digests[MS_STORE_MAX_KEY];
+	char table[MS_STORE_MAX_KEY];
+};
+
+int ms_store_error(char *err, size_t errlen, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+redisContext *ms_store_conn_get(struct ms_store *store, bool for_read, char *err, size_t errlen);
+void ms_store_conn_drop(struct ms_redis_conn *conn);
+struct ms_redis_conn *ms_store_conn_of(struct ms_store *store, redisContext *ctx);
+int ms_store_reply_failed(struct ms_store *store, redisContext *ctx, redisReply *reply, char *err,
+                          size_t errlen);
+int ms_store_flush_output(redisContext *ctx);
+redisReply *ms_store_get_reply(struct ms_store *store, redisContext *ctx);
+int ms_store_make_keys(const struct ms_store *store, const char *user, struct ms_store_keys *keys,
+                       char *err, size_t errlen);
+unsigned int ms_store_token_slot(const struct ms_store *store, uint64_t hash);
+uint64_t ms_store_reply_uint(const redisReply *reply);
+bool ms_store_is_array(const redisReply *reply, size_t elements);
+
+#endif

@@ -1,0 +1,3 @@
+require "fileinto";
+if header :is "X-Spam-Flag" "YES" { fileinto "Junk"; stop; }
+fileinto "Archive";

@@ -1,0 +1,3 @@
+require ["fileinto", "copy"];
+fileinto :copy "Archive";
+if address :domain "from" "work.example" { fileinto "Work"; }

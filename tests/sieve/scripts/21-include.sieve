@@ -1,0 +1,3 @@
+require ["include", "fileinto"];
+include :personal "lib";
+if header :contains "subject" "meeting" { fileinto "Work"; }

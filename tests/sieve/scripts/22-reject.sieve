@@ -1,0 +1,2 @@
+require "reject";
+if header :contains "subject" ["pills", "viagra", "$$$"] { reject "No thanks."; }

@@ -1,0 +1,1 @@
+if header :is "X-Spam-Flag" "YES" { discard; }

@@ -1,0 +1,3 @@
+require "fileinto";
+if exists "List-Id" { fileinto "Lists"; stop; }
+fileinto "Other";

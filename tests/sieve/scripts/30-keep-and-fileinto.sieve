@@ -1,0 +1,3 @@
+require ["fileinto", "imap4flags"];
+keep;
+fileinto :flags "\\Seen" "Archive";

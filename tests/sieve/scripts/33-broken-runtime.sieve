@@ -1,0 +1,3 @@
+require ["fileinto", "reject"];
+fileinto "Work";
+if exists "from" { reject "conflicts with fileinto at run time"; }

@@ -1,0 +1,2 @@
+require ["imap4flags"];
+setflag ["\\Seen", "\\Draft", "kw1", "KW2"];

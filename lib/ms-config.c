@@ -10,6 +10,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Install paths come from the build (lib/Makefile.am); the fallbacks serve
+ * harnesses that compile this file alone. */
+#ifndef MS_PKGDATADIR
+#define MS_PKGDATADIR "/usr/local/share/mailsift"
+#endif
+#ifndef MS_PKGLIBEXECDIR
+#define MS_PKGLIBEXECDIR "/usr/local/libexec/mailsift"
+#endif
+
 enum ms_config_type {
 	MS_CFG_STR,
 	MS_CFG_BOOL,
@@ -54,8 +63,13 @@ static const struct ms_config_key ms_config_keys[] = {
         KEY(spool_dir, MS_CFG_STR, "/var/spool/mailsift"),
         KEY(learner_socket, MS_CFG_STR, "/var/run/mailsift/learner.sock"),
         KEY(sieve, MS_CFG_STR, "~/.dovecot.sieve"),
-        KEY(sieve_before, MS_CFG_STR, ""),
+        KEY(sieve_enabled, MS_CFG_BOOL, "yes"),
+        KEY(sieve_dir, MS_CFG_STR, "~/sieve"),
+        KEY(sieve_before, MS_CFG_STR, MS_PKGDATADIR "/sieve/spam-to-junk.sieve"),
         KEY(sieve_after, MS_CFG_STR, ""),
+        KEY(sieve_worker, MS_CFG_STR, MS_PKGLIBEXECDIR "/mailsift-sieve"),
+        KEY(sendmail_path, MS_CFG_STR, "/usr/sbin/sendmail"),
+        KEY(postmaster_address, MS_CFG_STR, ""),
         KEY(max_message_size, MS_CFG_SIZE, "35M"),
         KEY(user, MS_CFG_STR, "vmail"),
         KEY(group, MS_CFG_STR, "vmail"),

@@ -31,8 +31,13 @@ struct ms_config {
 	char *spool_dir;
 	char *learner_socket;
 	char *sieve;
+	bool sieve_enabled;
+	char *sieve_dir;
 	char *sieve_before;
 	char *sieve_after;
+	char *sieve_worker;
+	char *sendmail_path;
+	char *postmaster_address;
 	size_t max_message_size;
 	char *user;
 	char *group;

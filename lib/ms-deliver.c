@@ -6,6 +6,7 @@
 #include "ms-maildir.h"
 #include "ms-path.h"
 #include "ms-privs.h"
+#include "ms-sieve-client.h"
 #include "ms-userdb.h"
 
 #include <stdio.h>
@@ -16,10 +17,14 @@
 
 #define MS_HOST_MAX 256
 
+#define MS_SIEVE_TIMEOUT_SECS 60
+#define MS_SIEVE_DUP_MAX      10000
+
 struct ms_deliver {
 	const struct ms_config *cfg;
 	struct ms_userdb *userdb;
-	char host[MS_HOST_MAX * 4]; /* escaped for file names */
+	struct ms_sieve_client *sieve; /* NULL: sieve_enabled = no */
+	char host[MS_HOST_MAX * 4];    /* escaped for file names */
 };
 
 static int
@@ -77,6 +82,12 @@ ms_deliver_create(const struct ms_config *cfg)
 		snprintf(host, sizeof(host), "localhost");
 	host[sizeof(host) - 1] = '\0';
 	ms_maildir_escape_host(host, ctx->host, sizeof(ctx->host));
+	if (cfg->sieve_enabled && (ctx->sieve = ms_sieve_client_create(
+	                                   cfg->sieve_worker, MS_SIEVE_TIMEOUT_SECS)) == NULL) {
+		ms_log_error("out of memory");
+		ms_deliver_destroy(&ctx);
+		return NULL;
+	}
 	return ctx;
 }
 
@@ -89,6 +100,7 @@ ms_deliver_destroy(struct ms_deliver **ctxp)
 		return;
 	*ctxp = NULL;
 	ms_userdb_destroy(&ctx->userdb);
+	ms_sieve_client_destroy(&ctx->sieve);
 	free(ctx);
 }
 
@@ -211,18 +223,28 @@ maildir_status(enum ms_maildir_status status)
 	return MS_DELIVER_TEMPFAIL;
 }
 
-/* Write the rewritten message into the user's Maildir, as the user. */
-static enum ms_deliver_status
-write_message(struct ms_deliver *ctx, const struct ms_user *user, const char *folder,
-              const struct ms_maildir_chunk *chunks, size_t count, struct ms_deliver_result *result)
+static int
+user_maildir(const struct ms_deliver *ctx, const struct ms_user *user, char *dir, size_t dirlen,
+             char *err, size_t errlen)
 {
 	const struct ms_path_vars vars = {user->name, user->local, user->domain, user->home};
 	const char *location = user->mail[0] != '\0' ? user->mail : ctx->cfg->mail_location;
+
+	return ms_path_expand(location, &vars, dir, dirlen, err, errlen);
+}
+
+/* Write the rewritten message into the user's Maildir, as the user. flags
+ * are Maildir info letters ("" for none). */
+static enum ms_deliver_status
+write_message(struct ms_deliver *ctx, const struct ms_user *user, const char *folder,
+              const char *flags, const struct ms_maildir_chunk *chunks, size_t count,
+              struct ms_deliver_result *result)
+{
 	struct ms_privs saved;
 	char dir[1024], err[512];
 	enum ms_maildir_status status;
 
-	if (ms_path_expand(location, &vars, dir, sizeof(dir), err, sizeof(err)) < 0) {
+	if (user_maildir(ctx, user, dir, sizeof(dir), err, sizeof(err)) < 0) {
 		ms_log_error("%s: %s", user->name, err);
 		return set_result(result, MS_DELIVER_TEMPFAIL, err);
 	}
@@ -230,14 +252,143 @@ write_message(struct ms_deliver *ctx, const struct ms_user *user, const char *fo
 		ms_log_error("%s: %s", user->name, err);
 		return set_result(result, MS_DELIVER_TEMPFAIL, err);
 	}
-	status = ms_maildir_deliver(dir, folder, ctx->host, chunks, count, result->path,
-	                            sizeof(result->path), err, sizeof(err));
+	status = ms_maildir_deliver_flags(dir, folder, ctx->host, flags, chunks, count,
+	                                  result->path, sizeof(result->path), err, sizeof(err));
 	ms_privs_restore(&saved);
 	if (status != MS_MAILDIR_OK) {
 		ms_log_error("%s: %s", user->name, err);
 		return set_result(result, maildir_status(status), err);
 	}
 	return set_result(result, MS_DELIVER_OK, "delivered");
+}
+
+/* imap4flags system flags as Maildir info letters, in their sorted order. */
+static void
+maildir_flags(unsigned int flags, char *buf)
+{
+	static const struct {
+		unsigned int flag;
+		char letter;
+	} letters[] = {
+	        {MS_SIEVE_FLAG_DRAFT, 'D'},    {MS_SIEVE_FLAG_FLAGGED, 'F'},
+	        {MS_SIEVE_FLAG_ANSWERED, 'R'}, {MS_SIEVE_FLAG_SEEN, 'S'},
+	        {MS_SIEVE_FLAG_DELETED, 'T'},
+	};
+	size_t i, n = 0;
+
+	for (i = 0; i < sizeof(letters) / sizeof(letters[0]); i++) {
+		if ((flags & letters[i].flag) != 0)
+			buf[n++] = letters[i].letter;
+	}
+	buf[n] = '\0';
+}
+
+/* Carry out Sieve's decisions with the Maildir writer. A folder name the
+ * Maildir cannot hold goes to INBOX, as Pigeonhole keeps a message it could
+ * not file. */
+static enum ms_deliver_status
+write_sieve_stores(struct ms_deliver *ctx, const struct ms_user *user,
+                   const struct ms_sieve_outcome *out, const struct ms_maildir_chunk *chunks,
+                   size_t count, struct ms_deliver_result *result)
+{
+	char flags[8], first[sizeof(result->path)] = "";
+	enum ms_deliver_status status = MS_DELIVER_OK;
+	unsigned int i;
+
+	for (i = 0; i < out->n_stores && status == MS_DELIVER_OK; i++) {
+		const char *folder = out->stores[i].fs_folder;
+
+		if (strcasecmp(folder, "INBOX") != 0 && !ms_path_safe_folder(folder)) {
+			ms_log_warning("%s: sieve: folder \"%.64s\" cannot be a Maildir folder: "
+			               "INBOX instead",
+			               user->name, out->stores[i].folder);
+			folder = "INBOX";
+		}
+		maildir_flags(out->stores[i].flags, flags);
+		status = write_message(ctx, user, folder, flags, chunks, count, result);
+		if (status == MS_DELIVER_OK && first[0] == '\0')
+			snprintf(first, sizeof(first), "%s", result->path);
+	}
+	if (status == MS_DELIVER_OK)
+		snprintf(result->path, sizeof(result->path), "%s", first);
+	return status;
+}
+
+static unsigned char *
+join_chunks(const struct ms_maildir_chunk *chunks, size_t count, size_t *size_r)
+{
+	unsigned char *buf;
+	size_t i, size = 0;
+
+	for (i = 0; i < count; i++)
+		size += chunks[i].size;
+	if ((buf = malloc(size + 1)) == NULL)
+		return NULL;
+	for (i = 0, size = 0; i < count; i++) {
+		memcpy(buf + size, chunks[i].data, chunks[i].size);
+		size += chunks[i].size;
+	}
+	*size_r = size;
+	return buf;
+}
+
+/* Runs the user's Sieve scripts on the message as it will be stored (with
+ * mailsift's headers) and writes what they decide. Returns 0 when no script
+ * applies (the caller delivers as usual), 1 when *status_r is the outcome. */
+static int
+sieve_deliver(struct ms_deliver *ctx, const struct ms_envelope *env, const struct ms_user *user,
+              const struct ms_maildir_chunk *chunks, size_t count, struct ms_deliver_result *result,
+              enum ms_deliver_status *status_r)
+{
+	const struct ms_config *cfg = ctx->cfg;
+	const struct ms_sieve_settings set = {
+	        cfg->sieve,         cfg->sieve_dir,          cfg->sieve_before, cfg->sieve_after,
+	        cfg->sendmail_path, cfg->postmaster_address, cfg->hostname,     MS_SIEVE_DUP_MAX,
+	};
+	struct ms_sieve_request req;
+	struct ms_sieve_outcome *out;
+	char dir[1024], err[512];
+	unsigned char *msg;
+	int ret;
+
+	if (user_maildir(ctx, user, dir, sizeof(dir), err, sizeof(err)) < 0)
+		snprintf(dir, sizeof(dir), "%s", user->home);
+	if (!ms_sieve_has_scripts(&set, user->home[0] != '\0' ? user->home : dir))
+		return 0;
+	memset(&req, 0, sizeof(req));
+	req.user = user->name;
+	req.home = user->home[0] != '\0' ? user->home : dir;
+	req.sender = env->sender != NULL ? env->sender : "";
+	req.rcpt = env->rcpt;
+	req.orig_rcpt = env->orig_rcpt;
+	req.mailbox = env->mailbox != NULL && env->mailbox[0] != '\0' ? env->mailbox : NULL;
+	if ((out = malloc(sizeof(*out))) == NULL ||
+	    (msg = join_chunks(chunks, count, &req.msg_size)) == NULL) {
+		free(out);
+		*status_r = set_result(result, MS_DELIVER_TEMPFAIL, "out of memory");
+		return 1;
+	}
+	req.msg = msg;
+	ret = ms_sieve_client_run(ctx->sieve, &set, &req, user->uid, user->gid, out, err,
+	                          sizeof(err));
+	free(msg);
+	if (ret < 0) {
+		ms_log_error("%s: %s", user->name, err);
+		*status_r = set_result(result, MS_DELIVER_TEMPFAIL, err);
+	} else if (out->status == MS_SIEVE_TEMPFAIL) {
+		ms_log_error("%s: sieve: %s", user->name, out->reason);
+		*status_r = set_result(result, MS_DELIVER_TEMPFAIL, "sieve: temporary failure");
+	} else if (out->status == MS_SIEVE_REJECT) {
+		ms_log_info("%s: sieve: rejected: %s", user->name, out->reason);
+		*status_r = set_result(result, MS_DELIVER_REJECTED, out->reason);
+	} else if (out->n_stores == 0) {
+		ms_log_info("%s: sieve: discarded", user->name);
+		*status_r = set_result(result, MS_DELIVER_OK, "discarded by sieve");
+	} else {
+		*status_r = write_sieve_stores(ctx, user, out, chunks, count, result);
+	}
+	free(out);
+	return 1;
 }
 
 enum ms_deliver_status
@@ -275,8 +426,10 @@ ms_deliver_message(struct ms_deliver *ctx, const struct ms_envelope *env,
 		chunks[1] =
 		        (struct ms_maildir_chunk){hdr, ms_header_filter(msg->data, hdrlen, hdr)};
 		chunks[2] = (struct ms_maildir_chunk){msg->data + hdrlen, msg->size - hdrlen};
-		status = write_message(ctx, &user, choose_folder(ctx->cfg, env, verdict), chunks, 3,
-		                       result);
+		if (ctx->sieve == NULL ||
+		    sieve_deliver(ctx, env, &user, chunks, 3, result, &status) == 0)
+			status = write_message(ctx, &user, choose_folder(ctx->cfg, env, verdict),
+			                       "", chunks, 3, result);
 	}
 	free(top);
 	free(hdr);

@@ -307,9 +307,10 @@ open_tmp(const char *dir, const char *fdir, const char *host, char *base_r, size
 	return -1;
 }
 
-/* Write, fsync and close fd (always closed), then publish tmp as new. */
+/* Write, fsync and close fd (always closed), then publish tmp as new
+ * (in new/, or cur/ when the message carries flags). */
 static enum ms_maildir_status
-store(int fd, const char *tmp, const char *new, const char *dir, const char *fdir,
+store(int fd, const char *tmp, const char *new, const char *dir, const char *fdir, const char *sub,
       const struct ms_maildir_chunk *chunks, size_t count, char *err, size_t errlen)
 {
 	char newdir[PATH_MAX], failed[PATH_MAX];
@@ -329,7 +330,7 @@ store(int fd, const char *tmp, const char *new, const char *dir, const char *fdi
 		    rename(tmp, new) < 0)
 			return fail(err, errlen, "rename to", new);
 	}
-	if ((size_t)snprintf(newdir, sizeof(newdir), "%s/new", fdir) >= sizeof(newdir) ||
+	if ((size_t)snprintf(newdir, sizeof(newdir), "%s/%s", fdir, sub) >= sizeof(newdir) ||
 	    fsync_dir(newdir) < 0) {
 		/* not durable: take it back, the MTA will retry */
 		status = fail(err, errlen, "fsync", newdir);
@@ -344,6 +345,16 @@ ms_maildir_deliver(const char *dir, const char *folder, const char *escaped_host
                    const struct ms_maildir_chunk *chunks, size_t count, char *path_r,
                    size_t pathlen, char *err, size_t errlen)
 {
+	return ms_maildir_deliver_flags(dir, folder, escaped_host, "", chunks, count, path_r,
+	                                pathlen, err, errlen);
+}
+
+enum ms_maildir_status
+ms_maildir_deliver_flags(const char *dir, const char *folder, const char *escaped_host,
+                         const char *flags, const struct ms_maildir_chunk *chunks, size_t count,
+                         char *path_r, size_t pathlen, char *err, size_t errlen)
+{
+	const char *sub = *flags == '\0' ? "new" : "cur";
 	char fdir[PATH_MAX], base[NAME_MAX + 1], tmp[PATH_MAX], new[PATH_MAX], failed[PATH_MAX];
 	enum ms_maildir_status status;
 	size_t size, vsize;
@@ -361,13 +372,13 @@ ms_maildir_deliver(const char *dir, const char *folder, const char *escaped_host
 	              sizeof(failed));
 	if (fd < 0)
 		return fail(err, errlen, "create", failed);
-	if ((size_t)snprintf(new, sizeof(new), "%s/new/%s,S=%zu,W=%zu", fdir, base, size, vsize) >=
-	    sizeof(new)) {
+	if ((size_t)snprintf(new, sizeof(new), "%s/%s/%s,S=%zu,W=%zu%s%s", fdir, sub, base, size,
+	                     vsize, *flags == '\0' ? "" : ":2,", flags) >= sizeof(new)) {
 		errno = ENAMETOOLONG;
 		status = fail(err, errlen, "name in", fdir);
 		(void)close(fd);
 	} else
-		status = store(fd, tmp, new, dir, fdir, chunks, count, err, errlen);
+		status = store(fd, tmp, new, dir, fdir, sub, chunks, count, err, errlen);
 	if (status != MS_MAILDIR_OK) {
 		(void)unlink(tmp);
 		return status;

@@ -44,4 +44,12 @@ enum ms_maildir_status ms_maildir_deliver(const char *dir, const char *folder,
                                           const struct ms_maildir_chunk *chunks, size_t count,
                                           char *path_r, size_t pathlen, char *err, size_t errlen);
 
+/* The same with Maildir info flags (letters, sorted: "FS"; "" for none). A
+ * flagged message goes to cur/ with ":2,<flags>", as Dovecot saves it. */
+enum ms_maildir_status ms_maildir_deliver_flags(const char *dir, const char *folder,
+                                                const char *escaped_host, const char *flags,
+                                                const struct ms_maildir_chunk *chunks, size_t count,
+                                                char *path_r, size_t pathlen, char *err,
+                                                size_t errlen);
+
 #endif

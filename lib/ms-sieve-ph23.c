@@ -24,6 +24,7 @@
 #include "mail-user.h"
 #include "message-address.h"
 #include "smtp-address.h"
+#include "imap-utf7.h"
 
 #include "mail-raw.h"
 #include "sieve.h"
@@ -41,6 +42,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <syslog.h>
+#include <unistd.h>
 
 #define MS_SIEVE_MAX_USER_ERRORS 10
 #define MS_SIEVE_MAX_SCRIPTS     3
@@ -76,6 +79,18 @@ struct ms_sieve_smtp {
  * Process setup
  */
 
+/* A detached daemon's stderr is /dev/null: then the worker logs to syslog
+ * like its parent. */
+static bool
+ms_sieve_stderr_is_null(void)
+{
+	struct stat st, null_st;
+
+	return fstat(STDERR_FILENO, &st) < 0 ||
+	       (stat("/dev/null", &null_st) == 0 && S_ISCHR(st.st_mode) &&
+	        st.st_rdev == null_st.st_rdev);
+}
+
 int
 ms_sieve_init(char *err, size_t errlen)
 {
@@ -94,6 +109,9 @@ ms_sieve_init(char *err, size_t errlen)
 	                                             MASTER_SERVICE_FLAG_DISABLE_SSL_SET,
 	                                     &argc, &argv, "");
 	master_service_init_finish(master_service);
+	i_set_failure_prefix("mailsift-sieve: ");
+	if (ms_sieve_stderr_is_null())
+		i_set_failure_syslog("mailsift-sieve", LOG_NDELAY, LOG_MAIL);
 
 	g->storage_service = mail_storage_service_init(
 	        master_service, NULL,
@@ -188,24 +206,6 @@ static const struct sieve_callbacks ms_sieve_callbacks = {
         .get_setting = ms_sieve_get_setting,
 };
 
-bool
-ms_sieve_has_scripts(const struct ms_sieve_settings *set, const char *home)
-{
-	const char *user_script;
-	struct stat st;
-	bool ret;
-
-	if (*set->before != '\0' || *set->after != '\0')
-		return true;
-	T_BEGIN
-	{
-		user_script = ms_sieve_expand_home(set->script, home);
-		ret = user_script != NULL && stat(user_script, &st) == 0;
-	}
-	T_END;
-	return ret;
-}
-
 /*
  * Outcome helpers
  */
@@ -231,6 +231,15 @@ ms_sieve_add_store(struct ms_sieve_outcome *out, const char *folder, enum mail_f
 		store = &out->stores[out->n_stores++];
 		i_zero(store);
 		i_strocpy(store->folder, folder, sizeof(store->folder));
+		T_BEGIN
+		{
+			string_t *fs_name = t_str_new(64);
+
+			if (imap_utf8_to_utf7(folder, fs_name) == 0)
+				i_strocpy(store->fs_folder, str_c(fs_name),
+				          sizeof(store->fs_folder));
+		}
+		T_END;
 	}
 	if ((flags & MAIL_ANSWERED) != 0)
 		store->flags |= MS_SIEVE_FLAG_ANSWERED;

@@ -26,6 +26,7 @@ enum ms_sieve_flag {
 /* One "deliver to folder F with flags X" decision. */
 struct ms_sieve_store {
 	char folder[MS_SIEVE_FOLDER_MAX];     /* UTF-8 mailbox name, "INBOX" for keep */
+	char fs_folder[MS_SIEVE_FOLDER_MAX];  /* as Maildir++ names it (IMAP UTF-7); "": invalid */
 	unsigned int flags;                   /* enum ms_sieve_flag bits */
 	char keywords[MS_SIEVE_KEYWORDS_MAX]; /* space-separated IMAP keywords */
 };

@@ -1,0 +1,264 @@
+/* Sieve at delivery through ms_deliver_message: the real worker
+ * (lda/mailsift-sieve) runs real scripts; the Maildir writer stores what
+ * they decide. */
+#define _GNU_SOURCE /* asprintf */
+#include "ms-config.h"
+#include "ms-deliver.h"
+
+#include <check.h>
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define TEST_UID 5000
+
+static char root[] = "/tmp/ms-test-sieve.XXXXXX";
+static struct ms_config cfg;
+static struct ms_deliver *ctx;
+
+static const char msg_text[] = "From: a@example.org\nTo: user@example.test\n"
+                               "Subject: hello there\nMessage-ID: <t1@example.org>\n\nbody\n";
+
+static void
+write_file(const char *name, const char *text, mode_t mode)
+{
+	char path[512];
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "%s/%s", root, name);
+	ck_assert((fp = fopen(path, "w")) != NULL);
+	fputs(text, fp);
+	ck_assert_int_eq(fclose(fp), 0);
+	ck_assert_int_eq(chmod(path, mode), 0);
+	if (geteuid() == 0)
+		ck_assert_int_eq(chown(path, TEST_UID, TEST_UID), 0);
+}
+
+static void
+setup(void)
+{
+	char path[512], users[512];
+
+	ck_assert(mkdtemp(root) != NULL);
+	ck_assert_int_eq(chmod(root, 0755), 0);
+	snprintf(path, sizeof(path), "%s/home", root);
+	ck_assert_int_eq(mkdir(path, 0755), 0);
+	if (geteuid() == 0)
+		ck_assert_int_eq(chown(path, TEST_UID, TEST_UID), 0);
+	snprintf(users, sizeof(users), "user@example.test:{PLAIN}x:%d:%d::%s/home::\n", TEST_UID,
+	         TEST_UID, root);
+	write_file("users", users, 0644);
+	snprintf(path, sizeof(path), "#!/bin/sh\n{ echo \"$*\"; cat; } > %s/home/sent\n", root);
+	write_file("sendmail", path, 0755);
+
+	ms_config_init(&cfg);
+	free(cfg.userdb);
+	free(cfg.mail_location);
+	free(cfg.user);
+	free(cfg.group);
+	free(cfg.sieve_worker);
+	free(cfg.sieve_before);
+	free(cfg.sendmail_path);
+	ck_assert_int_ge(asprintf(&cfg.userdb, "passwd-file:%s/users", root), 0);
+	ck_assert_int_ge(asprintf(&cfg.mail_location, "maildir:%%h/Maildir"), 0);
+	ck_assert_int_ge(asprintf(&cfg.sieve_worker, "%s/../lda/mailsift-sieve", MS_TEST_BUILDDIR),
+	                 0);
+	ck_assert_int_ge(asprintf(&cfg.sendmail_path, "%s/sendmail", root), 0);
+	cfg.sieve_before = strdup("");
+	cfg.user = strdup("5000");
+	cfg.group = strdup("5000");
+}
+
+static void
+teardown(void)
+{
+	char cmd[300];
+
+	ms_deliver_destroy(&ctx);
+	ms_config_free(&cfg);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
+	ck_assert_int_eq(system(cmd), 0);
+	strcpy(root, "/tmp/ms-test-sieve.XXXXXX");
+}
+
+static enum ms_deliver_status
+deliver(struct ms_deliver_result *result)
+{
+	const struct ms_envelope env = {"a@example.org", "user@example.test", NULL, NULL};
+	const struct ms_message msg = {(const unsigned char *)msg_text, sizeof(msg_text) - 1};
+
+	if (ctx == NULL)
+		ck_assert((ctx = ms_deliver_create(&cfg)) != NULL);
+	return ms_deliver_message(ctx, &env, &msg, NULL, result);
+}
+
+/* Names of the files in ROOT/home/Maildir/SUB, space-separated. */
+static const char *
+files_in(const char *sub)
+{
+	static char names[4096];
+	char path[512];
+	struct dirent *d;
+	DIR *dir;
+
+	names[0] = '\0';
+	snprintf(path, sizeof(path), "%s/home/Maildir/%s", root, sub);
+	if ((dir = opendir(path)) == NULL)
+		return names;
+	while ((d = readdir(dir)) != NULL) {
+		if (d->d_name[0] == '.')
+			continue;
+		strncat(names, d->d_name, sizeof(names) - strlen(names) - 2);
+		strcat(names, " ");
+	}
+	closedir(dir);
+	return names;
+}
+
+START_TEST(test_fileinto_with_flags)
+{
+	struct ms_deliver_result result;
+
+	write_file("home/.dovecot.sieve",
+	           "require [\"fileinto\", \"imap4flags\"];\n"
+	           "if header :contains \"subject\" \"hello\" {\n"
+	           "  fileinto :flags [\"\\\\Seen\", \"\\\\Flagged\"] \"Work\";\n}\n",
+	           0644);
+	ck_assert_int_eq(deliver(&result), MS_DELIVER_OK);
+	ck_assert_str_eq(files_in("new"), "");
+	ck_assert_str_eq(files_in(".Work/new"), "");
+	ck_assert(strstr(files_in(".Work/cur"), ":2,FS ") != NULL);
+	ck_assert(strstr(result.path, "/.Work/cur/") != NULL);
+}
+END_TEST
+
+START_TEST(test_copy_to_two_folders)
+{
+	struct ms_deliver_result result;
+
+	write_file("home/.dovecot.sieve",
+	           "require [\"fileinto\", \"copy\"];\nfileinto :copy \"Archive\";\n", 0644);
+	ck_assert_int_eq(deliver(&result), MS_DELIVER_OK);
+	ck_assert_str_ne(files_in("new"), "");
+	ck_assert_str_ne(files_in(".Archive/new"), "");
+}
+END_TEST
+
+START_TEST(test_reject)
+{
+	struct ms_deliver_result result;
+
+	write_file("home/.dovecot.sieve", "require \"reject\";\nreject \"go away\";\n", 0644);
+	ck_assert_int_eq(deliver(&result), MS_DELIVER_REJECTED);
+	ck_assert_str_eq(result.reason, "go away");
+	ck_assert_str_eq(files_in("new"), "");
+}
+END_TEST
+
+START_TEST(test_discard)
+{
+	struct ms_deliver_result result;
+
+	write_file("home/.dovecot.sieve", "discard;\n", 0644);
+	ck_assert_int_eq(deliver(&result), MS_DELIVER_OK);
+	ck_assert_str_eq(files_in("new"), "");
+}
+END_TEST
+
+START_TEST(test_broken_script_keeps_and_logs)
+{
+	struct ms_deliver_result result;
+	char path[512];
+	struct stat st;
+
+	write_file("home/.dovecot.sieve", "require \"fileinto\";\nfileinto \"Work\"\n", 0644);
+	ck_assert_int_eq(deliver(&result), MS_DELIVER_OK);
+	ck_assert_str_ne(files_in("new"), "");
+	snprintf(path, sizeof(path), "%s/home/.dovecot.sieve.log", root);
+	ck_assert_int_eq(stat(path, &st), 0);
+	ck_assert_int_gt(st.st_size, 0);
+}
+END_TEST
+
+START_TEST(test_redirect_through_sendmail)
+{
+	struct ms_deliver_result result;
+	char path[512];
+	struct stat st;
+
+	write_file("home/.dovecot.sieve", "redirect \"other@example.net\";\n", 0644);
+	ck_assert_int_eq(deliver(&result), MS_DELIVER_OK);
+	ck_assert_str_eq(files_in("new"), "");
+	snprintf(path, sizeof(path), "%s/home/sent", root);
+	ck_assert_int_eq(stat(path, &st), 0);
+}
+END_TEST
+
+START_TEST(test_dead_worker_is_tempfail)
+{
+	struct ms_deliver_result result;
+
+	write_file("home/.dovecot.sieve", "keep;\n", 0644);
+	write_file("crash", "#!/bin/sh\nkill -9 $$\n", 0755);
+	free(cfg.sieve_worker);
+	ck_assert_int_ge(asprintf(&cfg.sieve_worker, "%s/crash", root), 0);
+	ck_assert_int_eq(deliver(&result), MS_DELIVER_TEMPFAIL);
+	ck_assert(strstr(result.reason, "signal 9") != NULL);
+	ck_assert_str_eq(files_in("new"), "");
+	/* the next delivery starts a new worker */
+	ck_assert_int_eq(deliver(&result), MS_DELIVER_TEMPFAIL);
+}
+END_TEST
+
+START_TEST(test_sieve_disabled)
+{
+	struct ms_deliver_result result;
+
+	write_file("home/.dovecot.sieve", "discard;\n", 0644);
+	cfg.sieve_enabled = false;
+	ck_assert_int_eq(deliver(&result), MS_DELIVER_OK);
+	ck_assert_str_ne(files_in("new"), "");
+}
+END_TEST
+
+START_TEST(test_no_script_no_worker)
+{
+	struct ms_deliver_result result;
+
+	/* a worker that cannot start is never needed without scripts */
+	free(cfg.sieve_worker);
+	cfg.sieve_worker = strdup("/nonexistent/mailsift-sieve");
+	ck_assert_int_eq(deliver(&result), MS_DELIVER_OK);
+	ck_assert_str_ne(files_in("new"), "");
+}
+END_TEST
+
+int
+main(void)
+{
+	Suite *s = suite_create("deliver-sieve");
+	TCase *tc = tcase_create("sieve");
+	SRunner *sr;
+	int failed;
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_fileinto_with_flags);
+	tcase_add_test(tc, test_copy_to_two_folders);
+	tcase_add_test(tc, test_reject);
+	tcase_add_test(tc, test_discard);
+	tcase_add_test(tc, test_broken_script_keeps_and_logs);
+	tcase_add_test(tc, test_redirect_through_sendmail);
+	tcase_add_test(tc, test_dead_worker_is_tempfail);
+	tcase_add_test(tc, test_sieve_disabled);
+	tcase_add_test(tc, test_no_script_no_worker);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

@@ -7,6 +7,7 @@ keeps the message and writes its .log; a Sieve worker killed mid-delivery
 costs a 4xx with nothing in new/, and the daemon keeps serving."""
 import imaplib
 import os
+import subprocess
 
 import harness
 from lmtpclient import LmtpConn, data_block
@@ -138,6 +139,15 @@ class SieveTest(harness.TestCase):
     def test_reject_is_550(self):
         reply = self.lmtp("carol@example.test", message("hi", "carol@example.test", "c1"))
         self.assertEqual((reply.code, reply.enh), (550, "5.7.1"), reply)
+        self.assertEqual(self.env.messages("carol@example.test"), [])
+
+    def test_reject_with_the_lda_is_exit_77(self):
+        proc = subprocess.run([harness.binary("mailsift-lda"), "-c", self.env.ms_conf,
+                               "-d", "carol@example.test", "-f", "sender@example.org"],
+                              input=message("hi", "carol@example.test", "c2"),
+                              capture_output=True)
+        self.assertEqual(proc.returncode, 77, proc.stderr)
+        self.assertIn(b"This mailbox takes no mail.", proc.stderr)
         self.assertEqual(self.env.messages("carol@example.test"), [])
 
     def test_broken_script_keeps_and_logs(self):

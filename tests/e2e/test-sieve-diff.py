@@ -198,7 +198,7 @@ class SieveDiffTest(unittest.TestCase):
         scripts = sorted(glob.glob(os.path.join(SIEVE_DIR, "scripts", "*.sieve")))
         msgs = messages()
         self.assertGreaterEqual(len(scripts), 30)
-        self.assertGreaterEqual(len(msgs), 5)
+        self.assertGreaterEqual(len(msgs), 4)  # the corpus adds two when present
         failures, pairs, kinds = [], 0, set()
         jobs = [(script, msg, RCPTS[i % 2]) for script in scripts
                 for i, msg in enumerate(msgs)]

@@ -237,8 +237,8 @@ user_maildir(const struct ms_deliver *ctx, const struct ms_user *user, char *dir
  * are Maildir info letters ("" for none). */
 static enum ms_deliver_status
 write_message(struct ms_deliver *ctx, const struct ms_user *user, const char *folder,
-              const char *flags, const struct ms_maildir_chunk *chunks, size_t count,
-              struct ms_deliver_result *result)
+              const char *flags, const char *keywords, const struct ms_maildir_chunk *chunks,
+              size_t count, struct ms_deliver_result *result)
 {
 	struct ms_privs saved;
 	char dir[1024], err[512];
@@ -252,7 +252,7 @@ write_message(struct ms_deliver *ctx, const struct ms_user *user, const char *fo
 		ms_log_error("%s: %s", user->name, err);
 		return set_result(result, MS_DELIVER_TEMPFAIL, err);
 	}
-	status = ms_maildir_deliver_flags(dir, folder, ctx->host, flags, chunks, count,
+	status = ms_maildir_deliver_flags(dir, folder, ctx->host, flags, keywords, chunks, count,
 	                                  result->path, sizeof(result->path), err, sizeof(err));
 	ms_privs_restore(&saved);
 	if (status != MS_MAILDIR_OK) {
@@ -305,7 +305,8 @@ write_sieve_stores(struct ms_deliver *ctx, const struct ms_user *user,
 			folder = "INBOX";
 		}
 		maildir_flags(out->stores[i].flags, flags);
-		status = write_message(ctx, user, folder, flags, chunks, count, result);
+		status = write_message(ctx, user, folder, flags, out->stores[i].keywords, chunks,
+		                       count, result);
 		if (status == MS_DELIVER_OK && first[0] == '\0')
 			snprintf(first, sizeof(first), "%s", result->path);
 	}
@@ -429,7 +430,7 @@ ms_deliver_message(struct ms_deliver *ctx, const struct ms_envelope *env,
 		if (ctx->sieve == NULL ||
 		    sieve_deliver(ctx, env, &user, chunks, 3, result, &status) == 0)
 			status = write_message(ctx, &user, choose_folder(ctx->cfg, env, verdict),
-			                       "", chunks, 3, result);
+			                       "", NULL, chunks, 3, result);
 	}
 	free(top);
 	free(hdr);

@@ -1,4 +1,5 @@
 #include "ms-maildir.h"
+#include "ms-maildir-keywords.h"
 #include "ms-path.h"
 
 #include <errno.h>
@@ -345,18 +346,20 @@ ms_maildir_deliver(const char *dir, const char *folder, const char *escaped_host
                    const struct ms_maildir_chunk *chunks, size_t count, char *path_r,
                    size_t pathlen, char *err, size_t errlen)
 {
-	return ms_maildir_deliver_flags(dir, folder, escaped_host, "", chunks, count, path_r,
+	return ms_maildir_deliver_flags(dir, folder, escaped_host, "", NULL, chunks, count, path_r,
 	                                pathlen, err, errlen);
 }
 
 enum ms_maildir_status
 ms_maildir_deliver_flags(const char *dir, const char *folder, const char *escaped_host,
-                         const char *flags, const struct ms_maildir_chunk *chunks, size_t count,
-                         char *path_r, size_t pathlen, char *err, size_t errlen)
+                         const char *flags, const char *keywords,
+                         const struct ms_maildir_chunk *chunks, size_t count, char *path_r,
+                         size_t pathlen, char *err, size_t errlen)
 {
-	const char *sub = *flags == '\0' ? "new" : "cur";
 	char fdir[PATH_MAX], base[NAME_MAX + 1], tmp[PATH_MAX], new[PATH_MAX], failed[PATH_MAX];
+	char info[64], letters[MS_MAILDIR_KEYWORDS_MAX + 1], kwerr[256];
 	enum ms_maildir_status status;
+	const char *sub;
 	size_t size, vsize;
 	int fd;
 
@@ -372,8 +375,13 @@ ms_maildir_deliver_flags(const char *dir, const char *folder, const char *escape
 	              sizeof(failed));
 	if (fd < 0)
 		return fail(err, errlen, "create", failed);
+	/* a keyword the folder cannot record costs the keyword, not the mail */
+	if (ms_maildir_keyword_letters(fdir, keywords, letters, kwerr, sizeof(kwerr)) < 0)
+		letters[0] = '\0';
+	snprintf(info, sizeof(info), "%.20s%s", flags, letters);
+	sub = info[0] == '\0' ? "new" : "cur";
 	if ((size_t)snprintf(new, sizeof(new), "%s/%s/%s,S=%zu,W=%zu%s%s", fdir, sub, base, size,
-	                     vsize, *flags == '\0' ? "" : ":2,", flags) >= sizeof(new)) {
+	                     vsize, info[0] == '\0' ? "" : ":2,", info) >= sizeof(new)) {
 		errno = ENAMETOOLONG;
 		status = fail(err, errlen, "name in", fdir);
 		(void)close(fd);

@@ -44,10 +44,13 @@ enum ms_maildir_status ms_maildir_deliver(const char *dir, const char *folder,
                                           const struct ms_maildir_chunk *chunks, size_t count,
                                           char *path_r, size_t pathlen, char *err, size_t errlen);
 
-/* The same with Maildir info flags (letters, sorted: "FS"; "" for none). A
+/* The same with Maildir info flags (letters, sorted: "FS"; "" for none)
+ * and IMAP keywords (space-separated, NULL for none; recorded in the
+ * folder's dovecot-keywords, dropped if that file cannot be updated). A
  * flagged message goes to cur/ with ":2,<flags>", as Dovecot saves it. */
 enum ms_maildir_status ms_maildir_deliver_flags(const char *dir, const char *folder,
                                                 const char *escaped_host, const char *flags,
+                                                const char *keywords,
                                                 const struct ms_maildir_chunk *chunks, size_t count,
                                                 char *path_r, size_t pathlen, char *err,
                                                 size_t errlen);

@@ -17,7 +17,7 @@ USERS = ["alice@example.test", "bob@example.test", "carol@example.test",
 SCRIPTS = {
     "alice@example.test": """require ["fileinto", "imap4flags"];
 if header :contains "subject" "report" {
-  fileinto :flags ["\\\\Seen", "\\\\Flagged"] "Work";
+  fileinto :flags ["\\\\Seen", "\\\\Flagged", "$project"] "Work";
 }
 """,
     "bob@example.test": """require ["vacation", "copy"];
@@ -111,6 +111,7 @@ class SieveTest(harness.TestCase):
         self.assertEqual(len(flags), 1, flags)
         self.assertIn("\\Seen", flags[0])
         self.assertIn("\\Flagged", flags[0])
+        self.assertIn("$project", flags[0])  # a keyword, through dovecot-keywords
         # a message the script does not file stays in INBOX, unflagged
         reply = self.lmtp("alice@example.test", message("lunch?", "alice@example.test", "a2"))
         self.assertEqual(reply.code, 250, reply)

@@ -1,9 +1,12 @@
 /* The token store against a real, private redis-server on a unix socket in
  * a temp dir (skipped with 77 when redis-server is not installed). */
+#include "ms-config.h"
+#include "ms-filter.h"
 #include "ms-store.h"
 
 #include <check.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -341,6 +344,107 @@ START_TEST(test_redis_trouble)
 }
 END_TEST
 
+/* --- the facade: tokenizer + store + classifier ------------------------ */
+
+static void
+filter_config(struct ms_config *cfg)
+{
+	char line[200];
+	char err[256];
+
+	ms_config_init(cfg);
+	snprintf(line, sizeof(line), "redis = unix:%s", sock_path);
+	ck_assert_int_eq(ms_config_parse_line(cfg, line, "test", 1, err, sizeof(err)), 0);
+	ck_assert_int_eq(
+	        ms_config_parse_line(cfg, "token_table_bits = 16", "test", 2, err, sizeof(err)), 0);
+}
+
+static const char *const spam_words[] = {"viagra",  "winner", "casino",    "lottery", "pills",
+                                         "bitcoin", "prize",  "unclaimed", "offshore"};
+static const char *const ham_words[] = {"meeting", "patch", "review",  "kernel", "agenda",
+                                        "minutes", "build", "release", "lunch"};
+
+/* A message of five words out of one class's vocabulary, different for each
+ * n, so that every learned message has its own digest. */
+static size_t
+make_message(char *buf, size_t size, bool spam, unsigned int n)
+{
+	const char *const *words = spam ? spam_words : ham_words;
+	int len = snprintf(buf, size,
+	                   "From: %s@example.test\nSubject: %s %s\n\n%s %s %s message %u\n",
+	                   spam ? "promo" : "colleague", words[n % 9], words[(n + 1) % 9],
+	                   words[(n + 2) % 9], words[(n + 4) % 9], words[(n + 7) % 9], n);
+
+	ck_assert(len > 0 && (size_t)len < size);
+	return (size_t)len;
+}
+
+static void
+filter_learn(struct ms_filter *filter, bool spam, unsigned int n, enum ms_learn_result *result)
+{
+	char msg[512], err[256];
+	size_t len = make_message(msg, sizeof(msg), spam, n);
+
+	ck_assert_msg(ms_filter_learn(filter, NULL, spam ? MS_CLASS_SPAM : MS_CLASS_HAM,
+	                              (const unsigned char *)msg, len, result, err,
+	                              sizeof(err)) == 0,
+	              "learn: %s", err);
+}
+
+START_TEST(test_filter_verdicts)
+{
+	struct ms_config cfg;
+	struct ms_filter *filter;
+	struct ms_verdict verdict;
+	struct ms_filter_stats stats;
+	enum ms_learn_result result;
+	char msg[512], err[256];
+	size_t len;
+	unsigned int i;
+
+	filter_config(&cfg);
+	filter = ms_filter_create(&cfg);
+	ck_assert_ptr_nonnull(filter);
+	len = make_message(msg, sizeof(msg), true, 1000);
+	ms_filter_classify(filter, NULL, (const unsigned char *)msg, len, &verdict);
+	ck_assert_int_eq(verdict.status, MS_VERDICT_UNKNOWN);
+	ck_assert_str_eq(verdict.reason, "not enough training");
+	ck_assert(!verdict.spam);
+
+	for (i = 0; i < 20; i++) {
+		filter_learn(filter, true, i, &result);
+		ck_assert_int_eq(result, MS_LEARN_DONE);
+		filter_learn(filter, false, i, &result);
+	}
+	filter_learn(filter, true, 3, &result);
+	ck_assert_int_eq(result, MS_LEARN_ALREADY);
+	ck_assert_int_eq(ms_filter_stats(filter, NULL, &stats, err, sizeof(err)), 0);
+	ck_assert_uint_eq(stats.learned_spam, 20);
+	ck_assert_uint_eq(stats.learned_ham, 20);
+	ck_assert_uint_gt(stats.tokens, 0);
+
+	ms_filter_classify(filter, NULL, (const unsigned char *)msg, len, &verdict);
+	ck_assert_int_eq(verdict.status, MS_VERDICT_OK);
+	ck_assert_msg(verdict.spam && verdict.score > 0.9, "spam scored %f", verdict.score);
+	ck_assert_uint_gt(verdict.ntokens, 0);
+	len = make_message(msg, sizeof(msg), false, 1000);
+	ms_filter_classify(filter, NULL, (const unsigned char *)msg, len, &verdict);
+	ck_assert_int_eq(verdict.status, MS_VERDICT_OK);
+	ck_assert_msg(!verdict.spam && verdict.score < 0.1, "ham scored %f", verdict.score);
+
+	/* Redis gone: a verdict that says so, not a failure */
+	redis_stop();
+	ms_filter_classify(filter, NULL, (const unsigned char *)msg, len, &verdict);
+	ck_assert_int_eq(verdict.status, MS_VERDICT_UNKNOWN);
+	ck_assert_str_eq(verdict.reason, "redis unavailable");
+	ck_assert_int_eq(ms_filter_learn(filter, NULL, MS_CLASS_HAM, (const unsigned char *)msg,
+	                                 len, &result, err, sizeof(err)),
+	                 -1);
+	ms_filter_destroy(&filter);
+	ms_config_free(&cfg);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -365,6 +469,7 @@ main(void)
 	tcase_add_test(tc, test_table_size_mismatch);
 	tcase_add_test(tc, test_stats);
 	tcase_add_test(tc, test_redis_trouble);
+	tcase_add_test(tc, test_filter_verdicts);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	/* the fixture's redis-server is our child: keep tests in this process */

@@ -1,0 +1,173 @@
+/* The filter as the delivery path and the learner see it: tokenize, one
+ * store round trip, classify. Redis trouble is a verdict (UNKNOWN), never a
+ * failure of the caller. */
+#include "ms-filter.h"
+#include "ms-classify.h"
+#include "ms-config.h"
+#include "ms-digest.h"
+#include "ms-log.h"
+#include "ms-store.h"
+#include "ms-tokenize.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Below this many learned messages of either class the counts say too
+ * little: the verdict is UNKNOWN ("not enough training") instead of a guess
+ * that could file a user's ham into Junk. */
+#define MS_FILTER_MIN_LEARNS 10
+
+struct ms_filter {
+	const struct ms_config *cfg;
+	struct ms_store *store;
+	struct ms_tokens tokens;
+	struct ms_token_counts *counts;
+	size_t counts_capacity;
+};
+
+struct ms_filter *
+ms_filter_create(const struct ms_config *cfg)
+{
+	struct ms_filter *filter = calloc(1, sizeof(*filter));
+
+	if (filter == NULL)
+		return NULL;
+	filter->cfg = cfg;
+	filter->store = ms_store_create(cfg->redis, cfg->redis_read, cfg->redis_prefix,
+	                                cfg->token_table_bits, cfg->redis_timeout_msecs);
+	if (filter->store == NULL) {
+		free(filter);
+		return NULL;
+	}
+	ms_tokens_init(&filter->tokens);
+	return filter;
+}
+
+void
+ms_filter_destroy(struct ms_filter **filterp)
+{
+	struct ms_filter *filter = *filterp;
+
+	if (filter == NULL)
+		return;
+	ms_store_destroy(&filter->store);
+	ms_tokens_free(&filter->tokens);
+	free(filter->counts);
+	free(filter);
+	*filterp = NULL;
+}
+
+/* per_user = no: everyone shares one set of statistics */
+static const char *
+store_user(const struct ms_filter *filter, const char *user)
+{
+	return filter->cfg->per_user ? user : NULL;
+}
+
+static int
+tokenize(struct ms_filter *filter, const unsigned char *msg, size_t size)
+{
+	filter->tokens.count = 0;
+	return ms_tokenize_message(msg, size, &filter->tokens);
+}
+
+static int
+reserve_counts(struct ms_filter *filter, size_t count)
+{
+	struct ms_token_counts *counts;
+
+	if (count <= filter->counts_capacity)
+		return 0;
+	if ((counts = realloc(filter->counts, count * sizeof(*counts))) == NULL)
+		return -1;
+	filter->counts = counts;
+	filter->counts_capacity = count;
+	return 0;
+}
+
+static void __attribute__((format(printf, 2, 3)))
+set_unknown(struct ms_verdict *verdict, const char *fmt, ...)
+{
+	va_list args;
+
+	verdict->status = MS_VERDICT_UNKNOWN;
+	verdict->spam = false;
+	va_start(args, fmt);
+	vsnprintf(verdict->reason, sizeof(verdict->reason), fmt, args);
+	va_end(args);
+}
+
+void
+ms_filter_classify(struct ms_filter *filter, const char *user, const unsigned char *msg,
+                   size_t size, struct ms_verdict *verdict)
+{
+	struct ms_store_totals totals;
+	char err[256];
+	double score;
+	unsigned int used;
+
+	memset(verdict, 0, sizeof(*verdict));
+	verdict->score = 0.5;
+	if (tokenize(filter, msg, size) < 0 || reserve_counts(filter, filter->tokens.count) < 0) {
+		set_unknown(verdict, "out of memory");
+		return;
+	}
+	if (ms_store_fetch(filter->store, store_user(filter, user), filter->tokens.hashes,
+	                   filter->tokens.count, filter->counts, &totals, err, sizeof(err)) < 0) {
+		ms_log_warning("filter: %s: message not filtered", err);
+		set_unknown(verdict, "redis unavailable");
+		return;
+	}
+	if (totals.learned_spam < MS_FILTER_MIN_LEARNS ||
+	    totals.learned_ham < MS_FILTER_MIN_LEARNS) {
+		set_unknown(verdict, "not enough training");
+		return;
+	}
+	if (ms_classify(&ms_classify_defaults, filter->counts, filter->tokens.count,
+	                totals.learned_spam, totals.learned_ham, &score, &used) < 0) {
+		set_unknown(verdict, "out of memory");
+		return;
+	}
+	verdict->status = MS_VERDICT_OK;
+	verdict->score = score;
+	verdict->ntokens = used;
+	verdict->spam = score >= filter->cfg->spam_threshold;
+}
+
+int
+ms_filter_learn(struct ms_filter *filter, const char *user, enum ms_class cls,
+                const unsigned char *msg, size_t size, enum ms_learn_result *result_r, char *err,
+                size_t errlen)
+{
+	unsigned char digest[MS_DIGEST_SIZE];
+
+	if (ms_message_digest(msg, size, digest) < 0) {
+		snprintf(err, errlen, "message digest failed");
+		return -1;
+	}
+	if (tokenize(filter, msg, size) < 0) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	return ms_store_learn(filter->store, store_user(filter, user), cls, digest,
+	                      filter->tokens.hashes, filter->tokens.count, result_r, err, errlen);
+}
+
+int
+ms_filter_stats(struct ms_filter *filter, const char *user, struct ms_filter_stats *stats,
+                char *err, size_t errlen)
+{
+	struct ms_store_totals totals;
+	unsigned long long memory;
+
+	if (ms_store_stats(filter->store, store_user(filter, user), &totals, &memory, err, errlen) <
+	    0)
+		return -1;
+	stats->learned_spam = totals.learned_spam;
+	stats->learned_ham = totals.learned_ham;
+	stats->tokens = totals.tokens;
+	stats->memory_bytes = memory;
+	return 0;
+}

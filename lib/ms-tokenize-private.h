@@ -11,7 +11,7 @@
  * ms-tokenize-header.c (header fields, addresses, URL hosts). */
 
 #define TOKEN_MAX    160 /* bytes of one token's text, prefix included */
-#define OSB_WINDOW   5   /* a word pairs with each of the 4 before it */
+#define OSB_WINDOW   2   /* a word pairs with the one before it: doc/tokenizer.md */
 #define MAX_RECEIVED 8
 
 struct tok_ctx {

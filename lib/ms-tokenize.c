@@ -4,7 +4,8 @@
  *   num:N $num:N       a number of N digits (alone, or after a $)
  *   id:N               a long mix of letters and digits (IDs, hashes), N/4
  *   long:PREFIX        a word longer than MS_WORD_MAX, by its start
- *   osbD:a b           word a, then word b D positions later (D = 1..4)
+ *   osb1:a b           word a, then word b (sparse pairs with a window of
+ *                      OSB_WINDOW; 2 measured best: doc/tokenizer.md)
  *   url:HOST url:PARENT urltld:TLD url:ip mailto:DOMAIN
  *   meta:KIND:VALUE    form of the message (ms-message.h MS_PIECE_META)
  *   meta:words:N meta:urls:N   log2 buckets of body words and URLs

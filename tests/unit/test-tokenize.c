@@ -177,7 +177,6 @@ START_TEST(test_exact_tokens)
 	        "osb1:buy num:3",
 	        "osb1:num:3 pills",
 	        "osb1:subj:cheap subj:meds",
-	        "osb2:buy pills",
 	        "pills",
 	        "subj:cheap",
 	        "subj:meds",

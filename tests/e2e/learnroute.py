@@ -1,9 +1,11 @@
 """What the two learning routes (the Dovecot plugin, imap_sieve + pipe) share
-in their end-to-end tests: an IMAP client, test messages, and reading the
-training events they leave in the spool."""
+in their end-to-end tests: an IMAP client, test messages, reading the training
+events they leave in the spool, and the scenarios both must pass (RouteTests),
+first on the spool files, then through a real mailsift-learnd and Redis."""
 import imaplib
 import os
 import shutil
+import smtplib
 import subprocess
 
 import harness
@@ -13,12 +15,22 @@ OTHER = "other@example.test"
 
 
 def message(n, size=0):
-    """A distinct small message (LF line endings: IMAP clients send CRLF,
-    the test compares what the spool got with the CRLF form)."""
+    """A distinct small message, LF line endings (as a Maildir stores it)."""
     body = "".join("filler line %d of message %d\n" % (i, n) for i in range(size // 30))
     return ("From: sender%d@example.net\nTo: %s\nSubject: message %d\n"
             "Message-ID: <m%d@example.net>\n\nbody of message %d\n%s" % (n, USER, n, n, n, body)
             ).encode()
+
+
+def corpus(n):
+    """n real spam messages of the corpus (the learner wants real tokens)."""
+    d = os.path.join(harness.CORPUS, "spam")
+    names = sorted(os.listdir(d))[:n]
+    msgs = []
+    for name in names:
+        with open(os.path.join(d, name), "rb") as f:
+            msgs.append(lf(f.read()))
+    return msgs
 
 
 def lf(msg):
@@ -128,3 +140,194 @@ def sievec(env, script):
     admin would; returns sievec's result."""
     return subprocess.run(["sievec", "-c", env.dovecot_conf, env.path("sieve", script)],
                           capture_output=True, text=True)
+
+
+class RouteTests:
+    """Scenarios both routes must pass. A subclass (also a harness.TestCase)
+    provides start(users, protocols, quota, extra, ms_keys) that writes
+    mailsift.conf (write_ms_conf(**ms_keys)), configures its route and starts
+    Dovecot, setting self.port."""
+
+    def client(self, user=USER):
+        imap = Imap(self.port, user)
+        self.addCleanup(imap.close)
+        return imap
+
+    def inbox_with(self, imap, msgs):
+        imap.append("INBOX", msgs)
+        return imap.uids("INBOX")
+
+    # --- the spool files themselves
+    def test_move_one_into_junk_is_one_spam_event(self):
+        self.start()
+        imap = self.client()
+        msg = message(1)
+        uids = self.inbox_with(imap, [msg, message(2)])
+        imap.ok(imap.uid("MOVE", str(uids[0]), "Junk"))
+        events = spool_events(self.env)
+        self.assertEqual([(cls, user) for cls, user, _ in events], [("spam", USER)])
+        self.assertEqual(lf(events[0][2]), msg)
+        self.assertEqual(self.env.spool_files("tmp"), [])
+        self.assertEqual(imap.uids("INBOX"), [uids[1]])
+        self.assertEqual(len(imap.uids("Junk")), 1)
+
+    def test_uid_move_of_fifty(self):
+        self.start()
+        imap = self.client()
+        msgs = [message(n) for n in range(50)]
+        uids = self.inbox_with(imap, msgs)
+        imap.ok(imap.uid("MOVE", uidset(uids), "Junk"))
+        self.assertEqual(classes(self.env), [("spam", USER)] * 50)
+        self.assertEqual(sorted(lf(m) for _, _, m in spool_events(self.env)), sorted(msgs))
+        self.assertEqual(len(imap.uids("Junk")), 50)
+
+    def test_copy_into_junk(self):
+        self.start()
+        imap = self.client()
+        uids = self.inbox_with(imap, [message(1)])
+        imap.ok(imap.uid("COPY", str(uids[0]), "Junk"))
+        self.assertEqual(classes(self.env), [("spam", USER)])
+        self.assertEqual(imap.uids("INBOX"), uids)
+
+    def test_move_out_of_junk_is_ham(self):
+        self.start()
+        imap = self.client()
+        msg = message(1)
+        uids = self.inbox_with(imap, [msg])
+        imap.ok(imap.uid("MOVE", str(uids[0]), "Junk"))
+        junk = imap.uids("Junk")
+        imap.ok(imap.uid("MOVE", str(junk[0]), "INBOX"))
+        self.assertEqual(classes(self.env), [("ham", USER), ("spam", USER)])
+        # the same text both times, so the store can find and unlearn it
+        self.assertEqual({lf(m) for _, _, m in spool_events(self.env)}, {msg})
+
+    def test_junk_to_trash_is_nothing(self):
+        self.start()
+        imap = self.client()
+        imap.append("Junk", [message(1), message(2)])
+        junk = imap.uids("Junk")
+        imap.ok(imap.uid("MOVE", uidset(junk), "Trash"))
+        self.assertEqual(len(imap.uids("Trash")), 2)
+        self.assertEqual(classes(self.env), [])
+
+    def test_delivery_into_junk_is_nothing(self):
+        # Dovecot's LMTP saves through the same copy path as a MOVE
+        self.start(protocols="imap lmtp", extra="lmtp_save_to_detail_mailbox = yes\n")
+        lmtp = smtplib.LMTP(self.env.path("dovecot", "run", "lmtp"))
+        lmtp.sendmail("sender@example.net", ["test+Junk@example.test"], crlf(message(1)))
+        lmtp.quit()
+        # mailsift-lmtpd writes the Maildir itself; Dovecot only indexes it
+        junk = self.env.maildir(USER, "Junk")
+        with open(os.path.join(junk, "new", "1.M1P1.mx,S=10,W=11"), "wb") as f:
+            f.write(message(2))
+        subprocess.run(["chown", "-R", "vmail:vmail", self.env.mail_root], check=True)
+        self.assertEqual(len(self.client().uids("Junk")), 2)
+        self.assertEqual(classes(self.env), [])
+
+    def test_failed_copy_leaves_no_spool_file(self):
+        # Quota, loaded beside the route, refuses the COPY of all three
+        # (each ~2.2 KB; 3 fit, 6 do not) after the first ones were copied:
+        # the whole COPY rolls back.
+        self.start(quota="10K")
+        imap = self.client()
+        uids = self.inbox_with(imap, [message(n, size=2000) for n in range(3)])
+        typ, data = imap.uid("COPY", uidset(uids), "Junk")
+        self.assertEqual(typ, "NO", data)
+        self.assertIn(b"OVERQUOTA", data[0])
+        self.assertEqual(imap.uids("Junk"), [])
+        self.assertEqual(self.env.spool_files("new") + self.env.spool_files("tmp"), [])
+        # the same stack learns a copy that fits
+        imap.select("INBOX")
+        imap.ok(imap.uid("COPY", str(uids[0]), "Junk"))
+        self.assertEqual(classes(self.env), [("spam", USER)])
+
+    def test_copy_into_missing_mailbox_leaves_no_spool_file(self):
+        self.start()
+        imap = self.client()
+        uids = self.inbox_with(imap, [message(1)])
+        typ, data = imap.uid("MOVE", str(uids[0]), "NoSuchBox")
+        self.assertEqual(typ, "NO", data)
+        self.assertEqual(self.env.spool_files("new") + self.env.spool_files("tmp"), [])
+
+    def test_two_users_each_their_own_events(self):
+        self.start(users=(USER, OTHER))
+        a, b = self.client(USER), self.client(OTHER)
+        ua = self.inbox_with(a, [message(1), message(2)])
+        ub = self.inbox_with(b, [message(3)])
+        a.ok(a.uid("MOVE", uidset(ua), "Junk"))
+        b.ok(b.uid("MOVE", uidset(ub), "Junk"))
+        self.assertEqual(classes(self.env), [("spam", OTHER), ("spam", USER), ("spam", USER)])
+
+
+
+class LearnerRouteTests:
+    """The same routes through a real mailsift-learnd and Redis: what lands
+    in the store, counted exactly once. Mixed in with RouteTests."""
+
+    def start_learner(self):
+        self.env.start_redis()
+        self.env.start_learnd()
+
+    def wait_learned(self):
+        """The learner deletes a spool file once Redis confirmed it."""
+        harness.wait_for(lambda: self.env.spool_files("new") == [], 60, "the spool to drain")
+
+    def counts(self, user=None):
+        stats = self.env.mailsift_stats(*(["-u", user] if user else []))
+        return stats["learned_spam"], stats["learned_ham"]
+
+    def test_learner_move_in_and_out(self):
+        self.start()
+        self.start_learner()
+        imap = self.client()
+        msgs = corpus(3)
+        uids = self.inbox_with(imap, msgs)
+        imap.ok(imap.uid("MOVE", str(uids[0]), "Junk"))
+        self.wait_learned()
+        self.assertEqual(self.counts(), (1, 0))
+        imap.ok(imap.uid("MOVE", uidset(uids[1:]), "Junk"))
+        self.wait_learned()
+        self.assertEqual(self.counts(), (3, 0))
+        # back out of Junk: unlearned as spam, learned as ham
+        junk = imap.uids("Junk")
+        imap.ok(imap.uid("MOVE", str(junk[0]), "INBOX"))
+        self.wait_learned()
+        self.assertEqual(self.counts(), (2, 1))
+        # Junk -> Trash changes nothing
+        imap.select("Junk")
+        imap.ok(imap.uid("MOVE", str(junk[1]), "Trash"))
+        self.wait_learned()
+        self.assertEqual(self.counts(), (2, 1))
+
+    def test_learner_stopped_events_wait_and_count_once(self):
+        self.start()
+        imap = self.client()
+        uids = self.inbox_with(imap, corpus(5))
+        for uid in uids:  # five transactions, no learner: each returns OK
+            imap.ok(imap.uid("MOVE", str(uid), "Junk"))
+        self.assertEqual(classes(self.env), [("spam", USER)] * 5)
+        self.start_learner()
+        self.wait_learned()
+        self.assertEqual(self.counts(), (5, 0))
+        # another pass finds nothing to count again
+        self.assertEqual(self.env.learner_request("POKE"), "OK")
+        self.assertEqual(self.env.learner_request("STATS").split()[:3],
+                         ["OK", "learned_spam=5", "learned_ham=0"])
+
+    def test_learner_per_user_counts(self):
+        self.start(users=(USER, OTHER), ms_keys={"per_user": "yes"})
+        self.start_learner()
+        a, b = self.client(USER), self.client(OTHER)
+        msgs = corpus(3)
+        ua = self.inbox_with(a, msgs[:2])
+        ub = self.inbox_with(b, msgs[2:])
+        a.ok(a.uid("MOVE", uidset(ua), "Junk"))
+        b.ok(b.uid("MOVE", uidset(ub), "Junk"))
+        self.wait_learned()
+        self.assertEqual(self.counts(USER), (2, 0))
+        self.assertEqual(self.counts(OTHER), (1, 0))
+        junk = b.uids("Junk")
+        b.ok(b.uid("MOVE", uidset(junk), "INBOX"))
+        self.wait_learned()
+        self.assertEqual(self.counts(USER), (2, 0))
+        self.assertEqual(self.counts(OTHER), (0, 1))

@@ -5,6 +5,7 @@ must appear in the spool, and be learned, exactly when the issue says
 (DESIGN.md, "Learning"). The scenarios shared with the imap_sieve route are in
 learnroute.RouteTests; the plugin's own settings are tested here."""
 import imaplib
+import os
 import socket
 
 import harness
@@ -24,6 +25,22 @@ class PluginTest(RouteTests, harness.TestCase):
         conf = self.env.plugin_conf(mail_plugins=plugins, **settings) + extra
         self.port = self.env.start_dovecot(conf, protocols=protocols)
         return self.port
+
+    def test_contrib_snippet_as_shipped(self):
+        # contrib/dovecot/90-mailsift-plugin.conf with only its paths changed
+        with open(os.path.join(harness.SRCDIR, "contrib", "dovecot",
+                               "90-mailsift-plugin.conf")) as f:
+            snippet = f.read()
+        snippet = snippet.replace("/var/spool/mailsift", self.env.path("spool")).replace(
+                "/var/run/mailsift/learner.sock", self.env.path("learner.sock"))
+        self.env.write_users([USER])
+        self.env.make_spool()
+        conf = "mail_plugin_dir = %s\n%s" % (self.env.plugin_module_dir(), snippet)
+        self.port = self.env.start_dovecot(conf)
+        imap = self.client()
+        uids = self.inbox_with(imap, [message(1)])
+        imap.ok(imap.uid("MOVE", str(uids[0]), "Junk"))
+        self.assertEqual(classes(self.env), [("spam", USER)])
 
     def test_configured_junk_name(self):
         self.start(mailsift_junk_mailbox="Spam, Junk E-mail")

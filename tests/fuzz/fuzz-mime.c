@@ -1,6 +1,7 @@
+/* clang-format off */
 /* fuzz-sources: ms-dovecot.c ms-html.c ms-message.c */
-/* fuzz-flags: -DHAVE_CONFIG_H -isystem /usr/include/dovecot -L/usr/lib/dovecot
- * -Wl,-rpath,/usr/lib/dovecot -ldovecot */
+/* fuzz-flags: -DHAVE_CONFIG_H -isystem /usr/include/dovecot -L/usr/lib/dovecot -Wl,-rpath,/usr/lib/dovecot -ldovecot */
+/* clang-format on: run.sh reads each line above whole */
 #include "ms-message.h"
 
 #include <stdint.h>

@@ -1,7 +1,7 @@
-/* fuzz-sources: ms-dovecot.c ms-hash.c ms-html.c ms-message.c ms-words.c ms-tokenize.c
- * ms-tokenize-header.c */
-/* fuzz-flags: -DHAVE_CONFIG_H -isystem /usr/include/dovecot -L/usr/lib/dovecot
- * -Wl,-rpath,/usr/lib/dovecot -ldovecot */
+/* clang-format off */
+/* fuzz-sources: ms-dovecot.c ms-hash.c ms-html.c ms-message.c ms-words.c ms-tokenize.c ms-tokenize-header.c */
+/* fuzz-flags: -DHAVE_CONFIG_H -isystem /usr/include/dovecot -L/usr/lib/dovecot -Wl,-rpath,/usr/lib/dovecot -ldovecot */
+/* clang-format on: run.sh reads each line above whole */
 #include "ms-tokenize.h"
 #include "ms-words.h"
 

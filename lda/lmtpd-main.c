@@ -9,6 +9,7 @@
 #include "ms-config.h"
 #include "ms-daemon.h"
 #include "ms-deliver.h"
+#include "ms-filter.h"
 #include "ms-log.h"
 #include "lmtpd.h"
 
@@ -166,6 +167,12 @@ serve(const struct ms_config *cfg, const int *fds, unsigned int count)
 		ms_log_error("cannot set up delivery");
 		return -1;
 	}
+	/* never connects here: Redis may come up later, the filter follows */
+	if ((env.filter = ms_filter_create(cfg)) == NULL) {
+		ms_log_error("cannot set up the filter");
+		ms_deliver_destroy(&env.deliver);
+		return -1;
+	}
 	ioloop = io_loop_create();
 	lib_signals_init();
 	lib_signals_ignore(SIGPIPE, TRUE);
@@ -185,6 +192,7 @@ serve(const struct ms_config *cfg, const int *fds, unsigned int count)
 	lmtpd_server_destroy(&server);
 	lib_signals_deinit();
 	io_loop_destroy(&ioloop);
+	ms_filter_destroy(&env.filter);
 	ms_deliver_destroy(&env.deliver);
 	return 0;
 }

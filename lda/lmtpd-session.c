@@ -188,14 +188,21 @@ session_reply_all(struct smtp_server_transaction *trans, enum ms_deliver_status 
 	        rcpt, reply->code, reply->enh, "%s", reply_text(reply, result));
 }
 
-/* FILTER HOOK: the one place the filter runs, once per message, before the
- * per-recipient deliveries: ms_filter_classify() fills a verdict that every
- * recipient's copy gets in its X-Spam-* headers. NULL delivers unfiltered. */
+/* The filter runs once per message, before the per-recipient deliveries,
+ * and every recipient's copy gets its verdict in the X-Spam-* headers; with
+ * per_user = yes each recipient's own statistics decide, once per recipient.
+ * Redis trouble is an UNKNOWN verdict, never a failed delivery. */
 static const struct ms_verdict *
-session_classify(struct lmtpd_session *session ATTR_UNUSED,
-                 const struct ms_message *msg ATTR_UNUSED)
+session_classify(struct lmtpd_session *session, const struct ms_message *msg, const char *user,
+                 struct ms_verdict *verdict)
 {
-	return NULL;
+	ms_filter_classify(session->env->filter, user, msg->data, msg->size, verdict);
+	if (verdict->status == MS_VERDICT_OK)
+		ms_log_info("filter: score=%.4f tokens=%u %s", verdict->score, verdict->ntokens,
+		            verdict->spam ? "spam" : "ham");
+	else
+		ms_log_info("filter: unknown (%s): delivered unfiltered", verdict->reason);
+	return verdict;
 }
 
 static enum ms_deliver_status
@@ -205,6 +212,7 @@ session_deliver_rcpt(struct lmtpd_session *session, struct smtp_server_transacti
 {
 	const struct smtp_address *orcpt = rcpt->params.orcpt.addr;
 	struct ms_deliver_result result;
+	struct ms_verdict own_verdict;
 	const struct lmtpd_reply *reply;
 	struct ms_envelope env;
 	enum ms_deliver_status status;
@@ -215,6 +223,8 @@ session_deliver_rcpt(struct lmtpd_session *session, struct smtp_server_transacti
 	        smtp_address_isnull(trans->mail_from) ? "" : smtp_address_encode(trans->mail_from);
 	env.rcpt = rcpt_address(rcpt->path);
 	env.orig_rcpt = orcpt == NULL ? NULL : smtp_address_encode(orcpt);
+	if (session->env->cfg->per_user)
+		verdict = session_classify(session, msg, env.rcpt, &own_verdict);
 	status = ms_deliver_message(session->env->deliver, &env, msg, verdict, &result);
 	reply = reply_for(status);
 	if (status == MS_DELIVER_OK)
@@ -231,7 +241,8 @@ static void
 session_deliver(struct lmtpd_session *session, struct smtp_server_transaction *trans)
 {
 	struct smtp_server_recipient *rcpt;
-	const struct ms_verdict *verdict;
+	const struct ms_verdict *verdict = NULL;
+	struct ms_verdict shared_verdict;
 	struct ms_message msg;
 
 	if (ms_msgbuf_view(session->msg, &msg.data, &msg.size) < 0) {
@@ -242,7 +253,8 @@ session_deliver(struct lmtpd_session *session, struct smtp_server_transaction *t
 		session_reply_all(trans, MS_DELIVER_TEMPFAIL, &result);
 		return;
 	}
-	verdict = session_classify(session, &msg);
+	if (!session->env->cfg->per_user)
+		verdict = session_classify(session, &msg, NULL, &shared_verdict);
 	array_foreach_elem(&trans->rcpt_to, rcpt)
 	{
 		T_BEGIN

@@ -7,6 +7,7 @@
 
 struct ms_config;
 struct ms_deliver;
+struct ms_filter;
 struct smtp_server;
 struct lmtpd_server;
 struct lmtpd_session;
@@ -15,6 +16,7 @@ struct lmtpd_session;
 struct lmtpd_env {
 	const struct ms_config *cfg;
 	struct ms_deliver *deliver;
+	struct ms_filter *filter;
 	struct smtp_server *smtp;
 };
 

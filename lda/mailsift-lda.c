@@ -136,7 +136,8 @@ static enum ms_deliver_status
 deliver(const struct ms_config *cfg, struct ms_envelope *env, const struct ms_message *msg,
         struct ms_deliver_result *result)
 {
-	const struct ms_verdict *verdict = NULL;
+	struct ms_verdict verdict;
+	struct ms_filter *filter;
 	struct ms_deliver *ctx;
 	enum ms_deliver_status status;
 	char sender[512];
@@ -147,11 +148,16 @@ deliver(const struct ms_config *cfg, struct ms_envelope *env, const struct ms_me
 		return MS_DELIVER_TEMPFAIL;
 	}
 	default_sender(env, msg, sender, sizeof(sender));
-	/* The filter goes here, once per message:
-	 *   ms_filter_classify(filter, env->rcpt, msg->data, msg->size, &v);
-	 *   verdict = &v;
-	 * Until then mail is delivered unfiltered (no X-Spam-* headers). */
-	status = ms_deliver_message(ctx, env, msg, verdict, result);
+	/* once per message; Redis trouble is an UNKNOWN verdict, never a
+	 * failed delivery (the filter logs it) */
+	if ((filter = ms_filter_create(cfg)) == NULL) {
+		ms_deliver_destroy(&ctx);
+		snprintf(result->reason, sizeof(result->reason), "cannot set up the filter");
+		return MS_DELIVER_TEMPFAIL;
+	}
+	ms_filter_classify(filter, env->rcpt, msg->data, msg->size, &verdict);
+	ms_filter_destroy(&filter);
+	status = ms_deliver_message(ctx, env, msg, &verdict, result);
 	ms_deliver_destroy(&ctx);
 	return status;
 }

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static int
@@ -89,7 +90,10 @@ main(int argc, char *argv[])
 	unsigned int i;
 	int c;
 
-	while ((c = getopt(argc, argv, "a:b:d:f:H:m:r:s:u:")) != -1) {
+	unsigned int repeat = 1;
+	struct timespec t0, t1;
+
+	while ((c = getopt(argc, argv, "a:b:d:f:H:m:n:r:s:u:")) != -1) {
 		switch (c) {
 		case 'a':
 			set.after = optarg;
@@ -109,6 +113,9 @@ main(int argc, char *argv[])
 		case 'm':
 			req.mailbox = optarg;
 			break;
+		case 'n':
+			repeat = (unsigned int)atoi(optarg);
+			break;
 		case 'r':
 			req.rcpt = optarg;
 			break;
@@ -119,10 +126,10 @@ main(int argc, char *argv[])
 			req.user = optarg;
 			break;
 		default:
-			fprintf(stderr,
-			        "usage: ms-sieve-run [-a after] [-b before] [-d dir] "
-			        "[-f sender] [-H home] [-m mailbox] [-r rcpt] [-s sendmail] "
-			        "[-u user] SCRIPT MESSAGE\n");
+			fprintf(stderr, "usage: ms-sieve-run [-a after] [-b before] [-d dir] "
+			                "[-f sender] [-H home] [-m mailbox] [-n runs] [-r rcpt] "
+			                "[-s sendmail] "
+			                "[-u user] SCRIPT MESSAGE\n");
 			return 64;
 		}
 	}
@@ -136,7 +143,15 @@ main(int argc, char *argv[])
 		fprintf(stderr, "ms_sieve_init: %s\n", err);
 		return 1;
 	}
-	ms_sieve_run(&set, &req, &out);
+	/* -n N: run N times and report the rate on stderr (a micro-benchmark
+	 * of the worker's per-message cost, without any disk writes) */
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (i = 0; i < repeat; i++)
+		ms_sieve_run(&set, &req, &out);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	if (repeat > 1)
+		fprintf(stderr, "%u runs, %.0f runs/s\n", repeat,
+		        repeat / ((t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9));
 	switch (out.status) {
 	case MS_SIEVE_DELIVER:
 		for (i = 0; i < out.n_stores; i++)

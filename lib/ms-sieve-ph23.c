@@ -66,6 +66,29 @@ struct ms_sieve_run_ctx {
 	const char *dup_path;
 };
 
+/* The worker serves delivery after delivery: the Sieve instance and the
+ * compiled scripts stay while the user and the settings stay the same, and a
+ * script is compiled again only when its file changes (path + mtime, size,
+ * inode). Another user gets a fresh instance, as Dovecot makes one per
+ * delivery. */
+struct ms_sieve_cached_script {
+	char *path;
+	struct stat st;
+	struct sieve_binary *sbin;
+};
+
+struct ms_sieve_cache {
+	char *key; /* user, home and every setting the instance was made with */
+	struct sieve_instance *svinst;
+	struct ms_sieve_run_ctx ctx; /* the instance's callback context */
+	char *personal, *user_script, *dup_path, *hostname;
+	struct ms_sieve_cached_script scripts[MS_SIEVE_MAX_SCRIPTS];
+};
+
+static struct ms_sieve_cache ms_sieve_cache;
+
+static void ms_sieve_cache_clear(void);
+
 struct ms_sieve_smtp {
 	pool_t pool;
 	struct ms_sieve_run_ctx *ctx;
@@ -138,6 +161,7 @@ ms_sieve_deinit(void)
 {
 	struct ms_sieve_global *g = &ms_sieve_global;
 
+	ms_sieve_cache_clear();
 	if (g->raw_user != NULL)
 		mail_user_unref(&g->raw_user);
 	if (g->dovecot_user != NULL)
@@ -524,6 +548,45 @@ ms_sieve_open(struct sieve_instance *svinst, const char *path, struct sieve_erro
 	return sbin;
 }
 
+static bool
+ms_sieve_same_file(const struct stat *a, const struct stat *b)
+{
+	return a->st_ino == b->st_ino && a->st_dev == b->st_dev && a->st_size == b->st_size &&
+	       a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
+static void
+ms_sieve_cached_script_clear(struct ms_sieve_cached_script *cs)
+{
+	if (cs->sbin != NULL)
+		sieve_close(&cs->sbin);
+	i_free(cs->path);
+}
+
+/* The compiled script for slot i, from the cache while its file is
+ * unchanged. NULL: missing or broken (*broken_r). */
+static struct sieve_binary *
+ms_sieve_cached_open(unsigned int i, struct sieve_instance *svinst, const char *path,
+                     struct sieve_error_handler *ehandler, enum sieve_compile_flags flags,
+                     bool *broken_r)
+{
+	struct ms_sieve_cached_script *cs = &ms_sieve_cache.scripts[i];
+	struct stat st;
+
+	*broken_r = FALSE;
+	if (stat(path, &st) < 0) {
+		ms_sieve_cached_script_clear(cs);
+		return NULL;
+	}
+	if (cs->sbin != NULL && strcmp(cs->path, path) == 0 && ms_sieve_same_file(&cs->st, &st))
+		return cs->sbin;
+	ms_sieve_cached_script_clear(cs);
+	cs->sbin = ms_sieve_open(svinst, path, ehandler, flags, broken_r);
+	cs->path = i_strdup(path);
+	cs->st = st;
+	return cs->sbin;
+}
+
 static int
 ms_sieve_execute(struct ms_sieve_run_ctx *ctx, struct sieve_instance *svinst,
                  struct ms_sieve_script *scripts, unsigned int count,
@@ -614,9 +677,9 @@ ms_sieve_run_scripts(struct ms_sieve_run_ctx *ctx, struct sieve_instance *svinst
 			                                        MS_SIEVE_MAX_USER_ERRORS);
 			eh = user_eh;
 		}
-		scripts[count].sbin =
-		        ms_sieve_open(svinst, paths[i], eh,
-		                      i == 1 ? SIEVE_COMPILE_FLAG_NOGLOBAL : 0, &script_broken);
+		scripts[count].sbin = ms_sieve_cached_open(i, svinst, paths[i], eh,
+		                                           i == 1 ? SIEVE_COMPILE_FLAG_NOGLOBAL : 0,
+		                                           &script_broken);
 		if (scripts[count].sbin == NULL) {
 			broken = broken || script_broken;
 			continue;
@@ -671,59 +734,107 @@ ms_sieve_run_scripts(struct ms_sieve_run_ctx *ctx, struct sieve_instance *svinst
 	 * implicit keep still run. */
 	if (broken)
 		out->script_error = TRUE;
-	for (i = 0; i < count; i++)
-		sieve_close(&scripts[i].sbin);
 	if (user_eh != NULL)
 		sieve_error_handler_unref(&user_eh);
 	sieve_error_handler_unref(&master_eh);
+}
+
+static void
+ms_sieve_cache_clear(void)
+{
+	struct ms_sieve_cache *c = &ms_sieve_cache;
+	unsigned int i;
+
+	for (i = 0; i < MS_SIEVE_MAX_SCRIPTS; i++)
+		ms_sieve_cached_script_clear(&c->scripts[i]);
+	if (c->svinst != NULL)
+		sieve_deinit(&c->svinst);
+	i_free(c->key);
+	i_free(c->personal);
+	i_free(c->user_script);
+	i_free(c->dup_path);
+	i_free(c->hostname);
+}
+
+static const char *
+ms_sieve_cache_key(const struct ms_sieve_settings *set, const struct ms_sieve_request *req)
+{
+	return t_strdup_printf("%s\n%s\n%s\n%s\n%s\n%s\n%s\n%s\n%s", req->user,
+	                       req->home == NULL ? "" : req->home, set->script, set->script_dir,
+	                       set->before, set->after, set->sendmail, set->postmaster,
+	                       set->hostname);
+}
+
+/* The Sieve instance for this user and these settings: the cached one, or
+ * a new one. NULL if Pigeonhole cannot start. */
+static struct sieve_instance *
+ms_sieve_instance(const struct ms_sieve_settings *set, const struct ms_sieve_request *req)
+{
+	struct ms_sieve_cache *c = &ms_sieve_cache;
+	struct sieve_environment svenv;
+	const char *key = ms_sieve_cache_key(set, req), *script_dir;
+
+	if (c->svinst != NULL && strcmp(c->key, key) == 0)
+		return c->svinst;
+	ms_sieve_cache_clear();
+	c->key = i_strdup(key);
+	c->user_script = i_strdup(ms_sieve_expand_home(set->script, req->home));
+	script_dir = ms_sieve_expand_home(set->script_dir, req->home);
+	if (script_dir != NULL && c->user_script != NULL)
+		c->personal = i_strdup_printf("file:%s;active=%s", script_dir, c->user_script);
+	if (req->home != NULL && *req->home != '\0')
+		c->dup_path = i_strconcat(req->home, "/.mailsift.sieve-dupes", NULL);
+	c->hostname = i_strdup(*set->hostname != '\0' ? set->hostname : my_hostdomain());
+
+	i_zero(&svenv);
+	svenv.hostname = c->hostname;
+	svenv.username = req->user;
+	svenv.home_dir = req->home;
+	svenv.temp_dir = "/tmp";
+	svenv.flags = SIEVE_FLAG_HOME_RELATIVE;
+	svenv.location = SIEVE_ENV_LOCATION_MDA;
+	svenv.delivery_phase = SIEVE_DELIVERY_PHASE_DURING;
+	c->ctx.set = set;
+	c->ctx.req = req;
+	c->ctx.user_script = c->user_script;
+	c->ctx.personal = c->personal;
+	c->ctx.dup_path = c->dup_path;
+	c->svinst = sieve_init(&svenv, &ms_sieve_callbacks, &c->ctx, FALSE);
+	if (c->svinst == NULL)
+		ms_sieve_cache_clear();
+	return c->svinst;
 }
 
 void
 ms_sieve_run(const struct ms_sieve_settings *set, const struct ms_sieve_request *req,
              struct ms_sieve_outcome *out)
 {
-	struct ms_sieve_run_ctx ctx;
-	struct sieve_environment svenv;
+	struct ms_sieve_run_ctx *ctx = &ms_sieve_cache.ctx;
 	struct sieve_instance *svinst;
 	struct mail_raw *mailr;
 	struct istream *input;
-	const char *script_dir;
 
 	i_zero(out);
 	out->status = MS_SIEVE_DELIVER;
+	/* a long-lived worker never runs its ioloop: vacation and duplicate
+	 * expiry read ioloop_time */
+	io_loop_time_refresh();
 	T_BEGIN
 	{
-		i_zero(&ctx);
-		ctx.set = set;
-		ctx.req = req;
-		ctx.out = out;
-		ctx.user_script = ms_sieve_expand_home(set->script, req->home);
-		script_dir = ms_sieve_expand_home(set->script_dir, req->home);
-		if (script_dir != NULL && ctx.user_script != NULL)
-			ctx.personal =
-			        t_strdup_printf("file:%s;active=%s", script_dir, ctx.user_script);
-		if (req->home != NULL && *req->home != '\0')
-			ctx.dup_path = t_strconcat(req->home, "/.mailsift.sieve-dupes", NULL);
-
-		i_zero(&svenv);
-		svenv.hostname = *set->hostname != '\0' ? set->hostname : my_hostdomain();
-		svenv.username = req->user;
-		svenv.home_dir = req->home;
-		svenv.temp_dir = "/tmp";
-		svenv.flags = SIEVE_FLAG_HOME_RELATIVE;
-		svenv.location = SIEVE_ENV_LOCATION_MDA;
-		svenv.delivery_phase = SIEVE_DELIVERY_PHASE_DURING;
-		svinst = sieve_init(&svenv, &ms_sieve_callbacks, &ctx, FALSE);
+		svinst = ms_sieve_instance(set, req);
 		if (svinst == NULL) {
 			out->status = MS_SIEVE_TEMPFAIL;
 			i_strocpy(out->reason, "sieve_init failed", sizeof(out->reason));
 		} else {
+			/* this request's data behind the instance's context */
+			ctx->set = set;
+			ctx->req = req;
+			ctx->out = out;
 			input = i_stream_create_from_data(req->msg, req->msg_size);
 			mailr = mail_raw_open_stream(ms_sieve_global.raw_user, input);
 			i_stream_unref(&input);
-			ms_sieve_run_scripts(&ctx, svinst, mailr->mail, svenv.hostname);
+			ms_sieve_run_scripts(ctx, svinst, mailr->mail, ms_sieve_cache.hostname);
 			mail_raw_close(&mailr);
-			sieve_deinit(&svinst);
 		}
 	}
 	T_END;

@@ -147,6 +147,20 @@ START_TEST(test_copy_to_two_folders)
 }
 END_TEST
 
+START_TEST(test_edited_script_is_recompiled)
+{
+	struct ms_deliver_result result;
+
+	/* the worker keeps compiled scripts; an edit must take effect at once */
+	write_file("home/.dovecot.sieve", "require \"fileinto\";\nfileinto \"Work\";\n", 0644);
+	ck_assert_int_eq(deliver(&result), MS_DELIVER_OK);
+	ck_assert_str_ne(files_in(".Work/new"), "");
+	write_file("home/.dovecot.sieve", "require \"fileinto\";\nfileinto \"Other2\";\n", 0644);
+	ck_assert_int_eq(deliver(&result), MS_DELIVER_OK);
+	ck_assert_str_ne(files_in(".Other2/new"), "");
+}
+END_TEST
+
 START_TEST(test_reject)
 {
 	struct ms_deliver_result result;
@@ -248,6 +262,7 @@ main(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_fileinto_with_flags);
 	tcase_add_test(tc, test_copy_to_two_folders);
+	tcase_add_test(tc, test_edited_script_is_recompiled);
 	tcase_add_test(tc, test_reject);
 	tcase_add_test(tc, test_discard);
 	tcase_add_test(tc, test_broken_script_keeps_and_logs);

@@ -15,6 +15,11 @@ struct ms_classify_params {
 	double x;                /* prior spam probability of a rare token */
 	double min_dev;          /* tokens with |f(w) - 0.5| < min_dev take no part */
 	unsigned int max_tokens; /* only the most extreme ones; 0 = all */
+	/* Tokens that count as one independent observation: sparse word pairs
+	 * repeat each word several times, and Fisher's method assumes
+	 * independence, so k > 1 divides the chi-square statistics and degrees
+	 * of freedom by k. 0 or 1: plain Fisher. */
+	double tokens_per_dof;
 };
 
 extern const struct ms_classify_params ms_classify_defaults;

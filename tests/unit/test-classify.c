@@ -59,6 +59,13 @@ START_TEST(test_combine)
 	ck_assert_int_eq(ms_classify(&plain, counts, 2, 10, 10, &score, &used), 0);
 	ck_assert_close(score, (1 + h - s) / 2, 1e-12);
 	ck_assert_uint_eq(used, 2);
+
+	/* two tokens per degree of freedom: statistics halved, dof 2, so
+	 * H = e^(ln 0.63 / 2) = sqrt(0.63), S = sqrt(0.03) */
+	struct ms_classify_params pairs = plain;
+	pairs.tokens_per_dof = 2;
+	ck_assert_int_eq(ms_classify(&pairs, counts, 2, 10, 10, &score, &used), 0);
+	ck_assert_close(score, (1 + sqrt(0.63) - sqrt(0.03)) / 2, 1e-12);
 }
 END_TEST
 

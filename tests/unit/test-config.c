@@ -40,7 +40,7 @@ START_TEST(test_load_file)
 	char err[512];
 	char *path = write_temp("# comment\n\n  junk_mailbox =  Spam  \n"
 	                        "max_message_size = 10k\nper_user = yes\n"
-	                        "lmtp_socket_mode = 0660\nspam_threshold=0.9\n");
+	                        "lmtp_socket_mode = 0660\nspam_threshold=0.75\n");
 
 	ms_config_init(&cfg);
 	ck_assert_int_eq(ms_config_load(&cfg, path, err, sizeof(err)), 0);
@@ -48,7 +48,7 @@ START_TEST(test_load_file)
 	ck_assert_uint_eq(cfg.max_message_size, 10240);
 	ck_assert(cfg.per_user);
 	ck_assert_uint_eq(cfg.lmtp_socket_mode, 0660);
-	ck_assert(cfg.spam_threshold > 0.899 && cfg.spam_threshold < 0.901);
+	ck_assert(cfg.spam_threshold > 0.749 && cfg.spam_threshold < 0.751);
 	ms_config_free(&cfg);
 	unlink(path);
 	free(path);

@@ -7,11 +7,11 @@ import os
 import subprocess
 
 import harness
-from learnroute import (USER, RouteTests, classes, dovecot_log, imapsieve_conf, lf, message,
-                        sievec, spool_events, uidset)
+from learnroute import (USER, LearnerRouteTests, RouteTests, classes, dovecot_log, imapsieve_conf,
+                        lf, message, sievec, spool_events, uidset)
 
 
-class ImapSieveTest(RouteTests, harness.TestCase):
+class ImapSieveTest(LearnerRouteTests, RouteTests, harness.TestCase):
     def start(self, users=("test@example.test",), protocols="imap", quota=None, extra="",
               ms_keys=None):
         self.env.write_users(list(users))

@@ -9,10 +9,11 @@ import os
 import socket
 
 import harness
-from learnroute import USER, Imap, RouteTests, classes, dovecot_log, lf, message, spool_events, uidset
+from learnroute import (USER, Imap, LearnerRouteTests, RouteTests, classes, dovecot_log, lf,
+                        message, spool_events, uidset)
 
 
-class PluginTest(RouteTests, harness.TestCase):
+class PluginTest(LearnerRouteTests, RouteTests, harness.TestCase):
     def start(self, users=(USER,), protocols="imap", quota=None, extra="", ms_keys=None,
               **settings):
         self.env.write_users(list(users))

@@ -1,0 +1,247 @@
+/* mailsift: learn, classify and show statistics from the command line,
+ * straight on the Redis store through ms_filter (one connection for all
+ * files). The interface is a contract: scripts and bench/ depend on it. */
+#include "ms-config.h"
+#include "ms-filter.h"
+#include "ms-log.h"
+#include "ms-spool.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+#include <unistd.h>
+
+/* One buffer for every file of a run. */
+struct msg_buf {
+	unsigned char *data;
+	size_t size, cap;
+};
+
+struct cli {
+	struct ms_config cfg;
+	struct ms_filter *filter;
+	const char *user; /* NULL: the shared statistics */
+	struct msg_buf buf;
+};
+
+static void
+usage(void)
+{
+	fprintf(stderr, "usage: mailsift [-c CONF] [-u USER] learn spam|ham FILE...\n"
+	                "       mailsift [-c CONF] [-u USER] classify FILE...\n"
+	                "       mailsift [-c CONF] [-u USER] stats\n"
+	                "FILE is one message; - reads it from stdin.\n");
+	exit(EX_USAGE);
+}
+
+static int
+buf_grow(struct msg_buf *buf, size_t want)
+{
+	unsigned char *bigger;
+	size_t cap = buf->cap == 0 ? 65536 : buf->cap;
+
+	while (cap < want)
+		cap *= 2;
+	if (cap == buf->cap)
+		return 0;
+	if ((bigger = realloc(buf->data, cap)) == NULL)
+		return -1;
+	buf->data = bigger;
+	buf->cap = cap;
+	return 0;
+}
+
+/* The whole of fd, at most max bytes. Returns 0 or -1 with errno (EFBIG). */
+static int
+read_fd(int fd, struct msg_buf *buf, size_t max)
+{
+	ssize_t n;
+
+	buf->size = 0;
+	for (;;) {
+		if (buf->size == buf->cap && buf_grow(buf, buf->cap + 1) < 0)
+			return -1;
+		n = read(fd, buf->data + buf->size, buf->cap - buf->size);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n;
+		buf->size += (size_t)n;
+		if (buf->size > max) {
+			errno = EFBIG;
+			return -1;
+		}
+	}
+}
+
+static int
+read_message(struct cli *cli, const char *path)
+{
+	int fd, ret;
+
+	if (strcmp(path, "-") == 0)
+		fd = STDIN_FILENO;
+	else if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+		fprintf(stderr, "mailsift: %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	ret = read_fd(fd, &cli->buf, cli->cfg.max_message_size);
+	if (ret < 0)
+		fprintf(stderr, "mailsift: %s: %s\n", path,
+		        errno == EFBIG ? "larger than max_message_size" : strerror(errno));
+	else if (cli->buf.size == 0) {
+		fprintf(stderr, "mailsift: %s: empty message\n", path);
+		ret = -1;
+	}
+	if (fd != STDIN_FILENO)
+		(void)close(fd);
+	return ret;
+}
+
+static int
+cmd_learn(struct cli *cli, int argc, char **argv)
+{
+	unsigned int counts[3] = {0, 0, 0}, failed = 0;
+	enum ms_learn_result result;
+	enum ms_class cls;
+	char err[512];
+	int i;
+
+	if (argc < 2 || ms_spool_class_parse(argv[0], &cls) < 0)
+		usage();
+	for (i = 1; i < argc; i++) {
+		if (read_message(cli, argv[i]) < 0) {
+			failed++;
+			continue;
+		}
+		if (ms_filter_learn(cli->filter, cli->user, cls, cli->buf.data, cli->buf.size,
+		                    &result, err, sizeof(err)) < 0) {
+			fprintf(stderr, "mailsift: %s: %s\n", argv[i], err);
+			failed++;
+			continue;
+		}
+		counts[result]++;
+	}
+	printf("%s: %d files, %u learned, %u already learned, %u moved from %s, %u failed\n",
+	       argv[0], argc - 1, counts[MS_LEARN_DONE], counts[MS_LEARN_ALREADY],
+	       counts[MS_LEARN_MOVED], cls == MS_CLASS_SPAM ? "ham" : "spam", failed);
+	return failed == 0 ? 0 : 1;
+}
+
+/* A message the filter could not score (Redis down, nothing learned yet)
+ * still gets its line, as ham: what delivery would do with it. */
+static int
+cmd_classify(struct cli *cli, int argc, char **argv)
+{
+	struct ms_verdict v;
+	int i, ret = 0;
+
+	if (argc < 1)
+		usage();
+	for (i = 0; i < argc; i++) {
+		if (read_message(cli, argv[i]) < 0) {
+			ret = 1;
+			continue;
+		}
+		ms_filter_classify(cli->filter, cli->user, cli->buf.data, cli->buf.size, &v);
+		if (v.status != MS_VERDICT_OK) {
+			fprintf(stderr, "mailsift: %s: not classified: %s\n", argv[i], v.reason);
+			ret = 1;
+		}
+		printf("%s\t%.4f\t%s\n", argv[i], v.score,
+		       v.status == MS_VERDICT_OK && v.spam ? "spam" : "ham");
+	}
+	return ret;
+}
+
+static int
+cmd_stats(struct cli *cli, int argc, char **argv)
+{
+	struct ms_filter_stats st;
+	char err[512];
+
+	if (argc != 0)
+		usage();
+	if (ms_filter_stats(cli->filter, cli->user, &st, err, sizeof(err)) < 0) {
+		fprintf(stderr, "mailsift: stats: %s\n", err);
+		return 1;
+	}
+	if (cli->user != NULL)
+		printf("user: %s\n", cli->user);
+	printf("learned_spam: %llu\nlearned_ham: %llu\ntokens: %llu\nmemory_bytes: %llu\n",
+	       st.learned_spam, st.learned_ham, st.tokens, st.memory_bytes);
+	return 0;
+}
+
+static int
+run_command(struct cli *cli, int argc, char **argv)
+{
+	if (strcmp(argv[0], "learn") == 0)
+		return cmd_learn(cli, argc - 1, argv + 1);
+	if (strcmp(argv[0], "classify") == 0)
+		return cmd_classify(cli, argc - 1, argv + 1);
+	if (strcmp(argv[0], "stats") == 0)
+		return cmd_stats(cli, argc - 1, argv + 1);
+	usage();
+	return EX_USAGE;
+}
+
+/* Options go before the command; -u is also taken after it ("stats -u"). */
+static void
+parse_options(int argc, char **argv, const char **conf_r, const char **user_r)
+{
+	int opt;
+
+	while ((opt = getopt(argc, argv, "+c:u:")) != -1) {
+		switch (opt) {
+		case 'c':
+			*conf_r = optarg;
+			break;
+		case 'u':
+			*user_r = optarg;
+			break;
+		default:
+			usage();
+		}
+	}
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *conf_path = MS_CONFIG_DEFAULT_PATH;
+	struct cli cli;
+	char err[1024];
+	int ret, cmd_at;
+
+	memset(&cli, 0, sizeof(cli));
+	parse_options(argc, argv, &conf_path, &cli.user);
+	if (optind >= argc)
+		usage();
+	cmd_at = optind;
+	if (strcmp(argv[cmd_at], "stats") == 0) {
+		optind = cmd_at + 1;
+		parse_options(argc, argv, &conf_path, &cli.user);
+		if (optind != argc)
+			usage();
+		argc = cmd_at + 1;
+	}
+	ms_log_open("mailsift", true);
+	ms_config_init(&cli.cfg);
+	if (ms_config_load(&cli.cfg, conf_path, err, sizeof(err)) < 0) {
+		fprintf(stderr, "mailsift: %s\n", err);
+		return EX_CONFIG;
+	}
+	if ((cli.filter = ms_filter_create(&cli.cfg)) == NULL) {
+		fprintf(stderr, "mailsift: cannot create the filter\n");
+		return EX_SOFTWARE;
+	}
+	ret = run_command(&cli, argc - cmd_at, argv + cmd_at);
+	ms_filter_destroy(&cli.filter);
+	free(cli.buf.data);
+	ms_config_free(&cli.cfg);
+	return ret;
+}

@@ -1,0 +1,243 @@
+#!/usr/bin/env python3
+"""mailsift-learnd as a service with a real Redis: the spool is learned
+exactly once through Redis outages, kill -9 and SIGTERM; mailsift (the
+command line tool) and the learner socket agree."""
+import hashlib
+import os
+import re
+import signal
+import subprocess
+
+import harness
+
+USER = "test@example.test"
+
+
+def corpus(folder, count, skip=0):
+    """count corpus messages with distinct bytes (the store's digest
+    counts a repeated message once, which is not what these tests count)."""
+    d = os.path.join(harness.CORPUS, folder)
+    seen, out = set(), []
+    for name in sorted(os.listdir(d))[skip:]:
+        path = os.path.join(d, name)
+        with open(path, "rb") as f:
+            digest = hashlib.sha256(f.read()).digest()
+        if digest not in seen:
+            seen.add(digest)
+            out.append(path)
+        if len(out) == count:
+            return out
+    raise RuntimeError("corpus too small")
+
+
+class LearndTest(harness.TestCase):
+    def setUp(self):
+        super().setUp()
+        self.env.write_users([USER])
+        self.env.write_ms_conf()
+
+    def wait_spool_empty(self, timeout=120):
+        harness.wait_for(lambda: not self.env.spool_files("new"), timeout, "spool new/ empty")
+
+    def learned(self):
+        st = self.env.mailsift_stats()
+        return st["learned_spam"], st["learned_ham"]
+
+    def test_spooled_while_redis_down_learned_once(self):
+        spam, ham = corpus("spam", 100), corpus("easy_ham", 100)
+        self.env.start_learnd()
+        self.env.spool(USER, "spam", spam)
+        self.env.spool(USER, "ham", ham)
+        # The learner tried, Redis did not confirm: every file waits.
+        harness.wait_for(lambda: "will retry" in self.env.learnd_log(), what="a failed learn")
+        self.assertEqual(len(self.env.spool_files("new")), 200)
+        self.env.start_redis()
+        self.wait_spool_empty()
+        self.assertEqual(self.learned(), (100, 100))
+        self.assertEqual(self.env.spool_files("bad"), [])
+        self.assertIsNone(self.env.learnd.poll())
+        log = self.env.learnd_log()
+        self.assertIn("learn: user=%s class=spam" % USER, log)
+        self.assertIn("learn: user=%s class=ham" % USER, log)
+
+    def test_kill9_mid_batch_then_restart_exactly_once(self):
+        spam, ham = corpus("spam", 100), corpus("easy_ham", 100)
+        self.env.start_redis()
+        self.env.spool(USER, "spam", spam, poke=False)
+        self.env.spool(USER, "ham", ham, poke=False)
+        proc = self.env.start_learnd()
+        harness.wait_for(lambda: len(self.env.spool_files("new")) < 200, what="first learns")
+        proc.kill()
+        proc.wait()
+        left = len(self.env.spool_files("new"))
+        spam_n, ham_n = self.learned()
+        # killed between learning and deleting: at most one file counted but kept
+        self.assertIn(spam_n + ham_n - (200 - left), (0, 1))
+        self.env.start_learnd()
+        self.wait_spool_empty()
+        self.assertEqual(self.learned(), (100, 100))
+
+    def test_sigterm_finishes_in_flight_work(self):
+        spam, ham = corpus("spam", 100), corpus("easy_ham", 100)
+        self.env.start_redis()
+        self.env.spool(USER, "spam", spam, poke=False)
+        self.env.spool(USER, "ham", ham, poke=False)
+        proc = self.env.start_learnd()
+        harness.wait_for(lambda: len(self.env.spool_files("new")) < 200, what="first learns")
+        proc.send_signal(signal.SIGTERM)
+        self.assertEqual(proc.wait(30), 0)
+        left = len(self.env.spool_files("new"))
+        spam_n, ham_n = self.learned()
+        # every file learned was deleted and every deleted file learned
+        self.assertEqual(spam_n + ham_n, 200 - left)
+        self.assertIn("terminating", self.env.learnd_log())
+        self.assertFalse(harness.can_connect(self.env.path("learner.sock")))
+
+    def test_relearn_counts_once_and_move_moves(self):
+        msg = corpus("spam", 1)[0]
+        self.env.start_redis()
+        self.env.start_learnd()
+        self.env.spool(USER, "spam", [msg])
+        self.wait_spool_empty()
+        self.assertEqual(self.learned(), (1, 0))
+        self.env.spool(USER, "spam", [msg])
+        self.wait_spool_empty()
+        self.assertEqual(self.learned(), (1, 0))
+        self.assertIn("result=already learned", self.env.learnd_log())
+        # the user moves it out of Junk: unlearned as spam, learned as ham
+        self.env.spool(USER, "ham", [msg])
+        self.wait_spool_empty()
+        self.assertEqual(self.learned(), (0, 1))
+        self.assertIn("result=moved", self.env.learnd_log())
+
+    def test_survives_redis_restart(self):
+        self.env.start_redis()
+        self.env.start_learnd()
+        self.env.spool(USER, "spam", corpus("spam", 10))
+        self.wait_spool_empty()
+        self.assertEqual(self.learned(), (10, 0))
+        self.env.stop_redis()
+        self.env.spool(USER, "ham", corpus("easy_ham", 10))
+        harness.wait_for(lambda: "will retry" in self.env.learnd_log(), what="a failed learn")
+        self.assertEqual(len(self.env.spool_files("new")), 10)
+        self.env.start_redis()  # a fresh, empty Redis on the same socket
+        self.wait_spool_empty()
+        self.assertEqual(self.learned(), (0, 10))
+        self.assertIsNone(self.env.learnd.poll())
+
+    def test_bad_spool_files_moved_aside(self):
+        self.env.start_redis()
+        self.env.start_learnd()
+        new = self.env.path("spool", "new")
+        for name, text in (("spam.1.garbage", b"not a spool file\n"),
+                           ("ham.2.nouser", b"X-Mailsift-Spool: 1\nX-Mailsift-Class: ham\n\nx"),
+                           ("junk.3.badname", b"whatever")):
+            with open(os.path.join(new, name), "wb") as f:
+                f.write(text)
+        self.env.spool(USER, "spam", corpus("spam", 1))
+        self.wait_spool_empty()
+        self.assertEqual(self.env.spool_files("bad"),
+                         ["ham.2.nouser", "junk.3.badname", "spam.1.garbage"])
+        self.assertEqual(self.learned(), (1, 0))
+        log = self.env.learnd_log()
+        self.assertRegex(log, r"spam\.1\.garbage: .*not a spool file.*moved to bad/")
+        self.assertRegex(log, r"ham\.2\.nouser: .*lacks")
+
+    def test_cli_and_socket_agree(self):
+        env = self.env
+        env.start_redis()
+        env.start_learnd()
+        spam, ham = corpus("spam", 20), corpus("easy_ham", 20)
+        out = env.mailsift("learn", "spam", *spam).stdout
+        self.assertIn("20 learned", out)
+        out = env.mailsift("learn", "ham", *ham).stdout
+        self.assertIn("20 learned", out)
+        out = env.mailsift("learn", "spam", spam[0]).stdout
+        self.assertIn("1 already learned", out)
+        cli = env.mailsift_stats()
+        reply = env.learner_request("STATS")
+        self.assertTrue(reply.startswith("OK "), reply)
+        sock = dict(kv.split("=") for kv in reply[3:].split())
+        for key in ("learned_spam", "learned_ham", "tokens", "memory_bytes"):
+            self.assertIn(key, cli)
+        self.assertEqual((int(sock["learned_spam"]), int(sock["learned_ham"]),
+                          int(sock["tokens"])),
+                         (cli["learned_spam"], cli["learned_ham"], cli["tokens"]))
+        self.assertEqual((cli["learned_spam"], cli["learned_ham"]), (20, 20))
+        # the same message scores the same through both
+        probe = corpus("spam", 1, skip=100)[0]
+        line = env.mailsift("classify", probe).stdout
+        m = re.fullmatch(r"(.+)\t([01]\.\d{4})\t(spam|ham)\n", line)
+        self.assertIsNotNone(m, line)
+        self.assertEqual(m.group(1), probe)
+        with open(probe, "rb") as f:
+            body = f.read()
+        reply = env.learner_request("CLASSIFY %d" % len(body), body)
+        self.assertEqual(reply.split()[:3], ["OK", m.group(2), m.group(3)])
+        # learning over the socket: done, then already
+        body = b"Subject: socket test\n\nlearned over the learner socket\n"
+        self.assertEqual(env.learner_request("LEARN ham %d" % len(body), body), "OK done")
+        self.assertEqual(env.learner_request("LEARN ham %d" % len(body), body), "OK already")
+        self.assertEqual(self.learned(), (20, 21))
+
+    def test_socket_bad_requests(self):
+        env = self.env
+        env.start_redis()
+        env.start_learnd()
+        self.assertEqual(env.learner_request("HELLO"), "ERR unknown command")
+        self.assertEqual(env.learner_request("LEARN junk 5", b"hello"), "ERR class must be spam or ham")
+        self.assertTrue(env.learner_request("LEARN spam 0").startswith("ERR message size"))
+        self.assertTrue(env.learner_request("CLASSIFY 999999999999").startswith(
+            "ERR message size"))
+        self.assertEqual(env.learner_request("X" * 2000), "ERR line too long")
+        self.assertEqual(env.learner_request("POKE"), "OK")
+        # still serving
+        self.assertTrue(env.learner_request("STATS").startswith("OK learned_spam="))
+        self.assertIsNone(env.learnd.poll())
+
+    def test_cli_errors_and_stdin(self):
+        env = self.env
+        env.start_redis()
+        msg = corpus("spam", 1)[0]
+        with open(msg) as f:
+            text = f.read()
+        out = env.mailsift("learn", "spam", "-", stdin=text).stdout
+        self.assertIn("1 learned", out)
+        r = env.mailsift("learn", "spam", msg, env.path("missing"), check=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("1 already learned", r.stdout)
+        self.assertIn("1 failed", r.stdout)
+        self.assertIn("missing: No such file or directory", r.stderr)
+        for args in (["learn", "junk", msg], ["learn", "spam"], ["classify"], ["frobnicate"],
+                     ["stats", "extra"]):
+            r = env.mailsift(*args, check=False)
+            self.assertEqual(r.returncode, 64, args)
+            self.assertIn("usage:", r.stderr)
+        with open(env.path("bad.conf"), "w") as f:
+            f.write("bogus = 1\n")
+        r = subprocess.run([harness.binary("mailsift"), "-c", env.path("bad.conf"), "stats"],
+                           capture_output=True, text=True)
+        self.assertEqual(r.returncode, 78)
+        self.assertIn("bad.conf:1: bogus: unknown key", r.stderr)
+
+    def test_detaches_writes_pid_file_and_drops_privileges(self):
+        self.env.start_redis()
+        subprocess.run([harness.binary("mailsift-learnd"), "-c", self.env.ms_conf], check=True)
+        pid = harness.read_pidfile(self.env.path("mailsift.pid"))
+        self.env.on_cleanup(lambda: harness.stop_pid(pid))
+        harness.wait_for(lambda: harness.can_connect(self.env.path("learner.sock")),
+                         what="learner socket")
+        with open("/proc/%d/status" % pid) as f:
+            uids = [line.split()[1:] for line in f if line.startswith(("Uid:", "Gid:"))]
+        self.assertEqual(uids, [[str(harness.VMAIL.pw_uid)] * 4, [str(harness.VMAIL.pw_gid)] * 4])
+        os.kill(pid, signal.SIGHUP)  # reopens its logs, keeps serving
+        self.env.spool(USER, "spam", corpus("spam", 3))
+        self.wait_spool_empty()
+        self.assertEqual(self.learned(), (3, 0))
+        self.assertTrue(harness.pid_alive(pid))
+        harness.stop_pid(pid)
+        self.assertFalse(harness.pid_alive(pid))
+
+
+if __name__ == "__main__":
+    harness.main()

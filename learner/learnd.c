@@ -152,6 +152,7 @@ learnd_setup(struct learnd *l, bool foreground, char *err, size_t errlen)
 	char tmp[512];
 	int ret;
 
+	l->max_file_size = cfg->max_message_size + MS_SPOOL_HEADER_MAX;
 	if (ms_daemon_lookup_user(cfg->user, cfg->group, &du, err, errlen) < 0 ||
 	    ms_spool_mkdirs(cfg->spool_dir, du.is_root ? du.uid : (uid_t)-1, du.gid, err, errlen) <
 	            0 ||
@@ -175,6 +176,40 @@ learnd_setup(struct learnd *l, bool foreground, char *err, size_t errlen)
 	return ret < 0 ? -1 : 0;
 }
 
+/* Returns the exit status. */
+static int
+learnd_main(struct ms_config *cfg, const char *conf_path, bool foreground)
+{
+	struct learnd l;
+	char err[1024];
+	int ret = 0;
+
+	memset(&l, 0, sizeof(l));
+	l.cfg = cfg;
+	l.listen_fd = -1;
+	if (ms_config_load(cfg, conf_path, err, sizeof(err)) < 0)
+		ret = EX_CONFIG;
+	else if (learnd_setup(&l, foreground, err, sizeof(err)) < 0)
+		ret = EX_OSERR;
+	else if ((l.filter = ms_filter_create(cfg)) == NULL) {
+		snprintf(err, sizeof(err), "cannot create the filter: out of memory");
+		ret = EX_SOFTWARE;
+	}
+	if (ret != 0) {
+		ms_log_error("%s", err);
+	} else {
+		ms_log_info("started: spool %s, socket %s", cfg->spool_dir, cfg->learner_socket);
+		learnd_run(&l);
+		learnd_control_close_all(&l);
+		learnd_spool_free(&l);
+		ms_filter_destroy(&l.filter);
+		(void)unlink(cfg->learner_socket);
+	}
+	if (l.listen_fd >= 0)
+		(void)close(l.listen_fd);
+	return ret;
+}
+
 static void
 usage(void)
 {
@@ -187,10 +222,8 @@ main(int argc, char **argv)
 {
 	const char *conf_path = MS_CONFIG_DEFAULT_PATH;
 	struct ms_config cfg;
-	struct learnd l;
 	bool foreground = false;
-	char err[1024];
-	int opt;
+	int opt, ret;
 
 	while ((opt = getopt(argc, argv, "c:dF")) != -1) {
 		switch (opt) {
@@ -211,28 +244,7 @@ main(int argc, char **argv)
 		usage();
 	ms_log_open("mailsift-learnd", true);
 	ms_config_init(&cfg);
-	if (ms_config_load(&cfg, conf_path, err, sizeof(err)) < 0) {
-		ms_log_error("%s", err);
-		return EX_CONFIG;
-	}
-	memset(&l, 0, sizeof(l));
-	l.cfg = &cfg;
-	l.max_file_size = cfg.max_message_size + MS_SPOOL_HEADER_MAX;
-	if (learnd_setup(&l, foreground, err, sizeof(err)) < 0) {
-		ms_log_error("%s", err);
-		return EX_OSERR;
-	}
-	if ((l.filter = ms_filter_create(&cfg)) == NULL) {
-		ms_log_error("cannot create the filter (out of memory?)");
-		return EX_SOFTWARE;
-	}
-	ms_log_info("started: spool %s, socket %s", cfg.spool_dir, cfg.learner_socket);
-	learnd_run(&l);
-	learnd_control_close_all(&l);
-	learnd_spool_free(&l);
-	ms_filter_destroy(&l.filter);
-	(void)close(l.listen_fd);
-	(void)unlink(cfg.learner_socket);
+	ret = learnd_main(&cfg, conf_path, foreground);
 	ms_config_free(&cfg);
-	return 0;
+	return ret;
 }

@@ -233,14 +233,14 @@ main(int argc, char **argv)
 	ms_config_init(&cli.cfg);
 	if (ms_config_load(&cli.cfg, conf_path, err, sizeof(err)) < 0) {
 		fprintf(stderr, "mailsift: %s\n", err);
-		return EX_CONFIG;
+		ret = EX_CONFIG;
+	} else if ((cli.filter = ms_filter_create(&cli.cfg)) == NULL) {
+		fprintf(stderr, "mailsift: cannot create the filter: out of memory\n");
+		ret = EX_SOFTWARE;
+	} else {
+		ret = run_command(&cli, argc - cmd_at, argv + cmd_at);
+		ms_filter_destroy(&cli.filter);
 	}
-	if ((cli.filter = ms_filter_create(&cli.cfg)) == NULL) {
-		fprintf(stderr, "mailsift: cannot create the filter\n");
-		return EX_SOFTWARE;
-	}
-	ret = run_command(&cli, argc - cmd_at, argv + cmd_at);
-	ms_filter_destroy(&cli.filter);
 	free(cli.buf.data);
 	ms_config_free(&cli.cfg);
 	return ret;

@@ -110,6 +110,20 @@ learnd_spool_batch(struct learnd *l)
 		spool_forget(l);
 }
 
+/* Producers that died leave tmp/ files behind. */
+void
+learnd_spool_clean(struct learnd *l)
+{
+	char err[512];
+	int n;
+
+	n = ms_spool_clean_tmp(l->cfg->spool_dir, LEARND_TMP_MAX_AGE, err, sizeof(err));
+	if (n < 0)
+		ms_log_error("spool: %s", err);
+	else if (n > 0)
+		ms_log_info("spool: removed %d stale tmp/ files", n);
+}
+
 void
 learnd_spool_free(struct learnd *l)
 {

@@ -129,6 +129,7 @@ learnd_run(struct learnd *l)
 	l->spool_wanted = true; /* whatever waited while we were down */
 	l->backoff_ms = LEARND_BACKOFF_MIN_MS;
 	l->next_scan = learnd_now_ms() + LEARND_SCAN_SECS * 1000;
+	learnd_spool_clean(l);
 	while (!learnd_terminate) {
 		learnd_poll_once(l);
 		now = learnd_now_ms();
@@ -136,6 +137,7 @@ learnd_run(struct learnd *l)
 			l->spool_wanted = true;
 			l->next_scan = now + LEARND_SCAN_SECS * 1000;
 			learnd_control_expire(l);
+			learnd_spool_clean(l);
 		}
 		if (l->spool_wanted && now >= l->retry_at && !learnd_terminate)
 			learnd_spool_batch(l);
@@ -149,8 +151,7 @@ learnd_setup(struct learnd *l, bool foreground, char *err, size_t errlen)
 {
 	struct ms_daemon_user du;
 	const struct ms_config *cfg = l->cfg;
-	char tmp[512];
-	int ret;
+	const char *pid_file = cfg->pid_file[0] != '\0' ? cfg->pid_file : LEARND_PID_FILE;
 
 	l->max_file_size = cfg->max_message_size + MS_SPOOL_HEADER_MAX;
 	if (ms_daemon_lookup_user(cfg->user, cfg->group, &du, err, errlen) < 0 ||
@@ -161,19 +162,11 @@ learnd_setup(struct learnd *l, bool foreground, char *err, size_t errlen)
 	if ((l->listen_fd = ms_daemon_listen_unix(cfg->learner_socket, 0660, &du, err, errlen)) < 0)
 		return -1;
 	if (!foreground) {
-		if (cfg->pid_file[0] == '\0')
-			snprintf(tmp, sizeof(tmp), "/var/run/mailsift/mailsift-learnd.pid");
-		else
-			snprintf(tmp, sizeof(tmp), "%s", cfg->pid_file);
 		ms_log_open("mailsift-learnd", false);
-		if (ms_daemon_detach(tmp, err, errlen) < 0)
+		if (ms_daemon_detach(pid_file, err, errlen) < 0)
 			return -1;
 	}
-	ret = ms_daemon_drop_privileges(&du, err, errlen);
-	if (ret == 0 &&
-	    (ret = ms_spool_clean_tmp(cfg->spool_dir, LEARND_TMP_MAX_AGE, tmp, sizeof(tmp))) > 0)
-		ms_log_info("spool: removed %d stale tmp/ files", ret);
-	return ret < 0 ? -1 : 0;
+	return ms_daemon_drop_privileges(&du, err, errlen);
 }
 
 /* Returns the exit status. */

@@ -42,6 +42,7 @@ long long learnd_now_ms(void);
 
 /* learnd-spool.c: process up to LEARND_BATCH files of new/. */
 void learnd_spool_batch(struct learnd *l);
+void learnd_spool_clean(struct learnd *l);
 void learnd_spool_free(struct learnd *l);
 
 /* learnd-control.c: the learner socket. */

@@ -16,6 +16,7 @@ struct learnd_conn;
 #define LEARND_BATCH          64 /* spool files between two looks at sockets */
 #define LEARND_MAX_CONNS      32
 #define LEARND_TMP_MAX_AGE    (36 * 3600)
+#define LEARND_PID_FILE       "/var/run/mailsift/mailsift-learnd.pid"
 
 /* The service's state: one per process, built in main(). */
 struct learnd {

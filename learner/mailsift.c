@@ -234,6 +234,9 @@ main(int argc, char **argv)
 	if (ms_config_load(&cli.cfg, conf_path, err, sizeof(err)) < 0) {
 		fprintf(stderr, "mailsift: %s\n", err);
 		ret = EX_CONFIG;
+	} else if (cli.user != NULL && !cli.cfg.per_user) {
+		fprintf(stderr, "mailsift: -u needs per_user = yes in %s\n", conf_path);
+		ret = EX_USAGE;
 	} else if ((cli.filter = ms_filter_create(&cli.cfg)) == NULL) {
 		fprintf(stderr, "mailsift: cannot create the filter: out of memory\n");
 		ret = EX_SOFTWARE;

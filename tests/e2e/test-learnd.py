@@ -222,6 +222,27 @@ class LearndTest(harness.TestCase):
         self.assertEqual(r.returncode, 78)
         self.assertIn("bad.conf:1: bogus: unknown key", r.stderr)
 
+    def test_per_user_statistics(self):
+        env = self.env
+        env.write_ms_conf(per_user="yes")
+        env.start_redis()
+        env.start_learnd()
+        other = "other@example.test"
+        env.spool(USER, "spam", corpus("spam", 3))
+        env.spool(other, "ham", corpus("easy_ham", 2))
+        self.wait_spool_empty()
+        env.mailsift("-u", other, "learn", "spam", *corpus("spam", 1, skip=50))
+        mine, theirs = env.mailsift_stats("-u", USER), env.mailsift_stats("-u", other)
+        self.assertEqual((mine["user"], mine["learned_spam"], mine["learned_ham"]), (USER, 3, 0))
+        self.assertEqual((theirs["learned_spam"], theirs["learned_ham"]), (1, 2))
+        reply = env.learner_request("STATS " + other)
+        self.assertIn("learned_spam=1 learned_ham=2 ", reply)
+        # -u is refused where there are no per-user statistics
+        env.write_ms_conf(per_user="no")
+        r = env.mailsift("stats", "-u", USER, check=False)
+        self.assertEqual(r.returncode, 64)
+        self.assertIn("-u needs per_user = yes", r.stderr)
+
     def test_detaches_writes_pid_file_and_drops_privileges(self):
         self.env.start_redis()
         subprocess.run([harness.binary("mailsift-learnd"), "-c", self.env.ms_conf], check=True)

@@ -1,4 +1,5 @@
 #include "ms-daemon.h"
+#include "ms-util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -13,17 +14,6 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
-
-static int __attribute__((format(printf, 3, 4)))
-daemon_error(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list args;
-
-	va_start(args, fmt);
-	vsnprintf(err, errlen, fmt, args);
-	va_end(args);
-	return -1;
-}
 
 static int
 parse_id(const char *str, unsigned long *id_r)
@@ -55,13 +45,13 @@ ms_daemon_lookup_user(const char *user, const char *group, struct ms_daemon_user
 	else if (parse_id(user, &id) == 0)
 		du_r->uid = (uid_t)id;
 	else
-		return daemon_error(err, errlen, "user %s: no such user", user);
+		return ms_error(err, errlen, "user %s: no such user", user);
 	if ((gr = getgrnam(group)) != NULL)
 		du_r->gid = gr->gr_gid;
 	else if (parse_id(group, &id) == 0)
 		du_r->gid = (gid_t)id;
 	else
-		return daemon_error(err, errlen, "group %s: no such group", group);
+		return ms_error(err, errlen, "group %s: no such group", group);
 	return 0;
 }
 
@@ -89,14 +79,14 @@ ms_daemon_listen_unix(const char *path, mode_t mode, const struct ms_daemon_user
 	memset(&sun, 0, sizeof(sun));
 	sun.sun_family = AF_UNIX;
 	if (strlen(path) >= sizeof(sun.sun_path))
-		return daemon_error(err, errlen, "%s: socket path too long", path);
+		return ms_error(err, errlen, "%s: socket path too long", path);
 	strcpy(sun.sun_path, path);
 	if (socket_in_use(&sun))
-		return daemon_error(err, errlen, "%s: another process is listening there", path);
+		return ms_error(err, errlen, "%s: another process is listening there", path);
 	if (unlink(path) < 0 && errno != ENOENT)
-		return daemon_error(err, errlen, "unlink(%s): %s", path, strerror(errno));
+		return ms_error(err, errlen, "unlink(%s): %s", path, strerror(errno));
 	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0)
-		return daemon_error(err, errlen, "socket: %s", strerror(errno));
+		return ms_error(err, errlen, "socket: %s", strerror(errno));
 	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0)
 		what = "bind";
 	else if (chmod(path, mode) < 0)
@@ -106,7 +96,7 @@ ms_daemon_listen_unix(const char *path, mode_t mode, const struct ms_daemon_user
 	else if (listen(fd, 64) < 0)
 		what = "listen";
 	if (what != NULL) {
-		daemon_error(err, errlen, "%s(%s): %s", what, path, strerror(errno));
+		ms_error(err, errlen, "%s(%s): %s", what, path, strerror(errno));
 		(void)close(fd);
 		return -1;
 	}
@@ -120,16 +110,16 @@ ms_daemon_detach(const char *pid_file, char *err, size_t errlen)
 	int fd, len;
 
 	if (daemon(0, 0) < 0)
-		return daemon_error(err, errlen, "daemon: %s", strerror(errno));
+		return ms_error(err, errlen, "daemon: %s", strerror(errno));
 	if ((fd = open(pid_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) < 0)
-		return daemon_error(err, errlen, "open(%s): %s", pid_file, strerror(errno));
+		return ms_error(err, errlen, "open(%s): %s", pid_file, strerror(errno));
 	len = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
 	if (write(fd, buf, (size_t)len) != len) {
 		(void)close(fd);
-		return daemon_error(err, errlen, "write(%s): %s", pid_file, strerror(errno));
+		return ms_error(err, errlen, "write(%s): %s", pid_file, strerror(errno));
 	}
 	if (close(fd) < 0)
-		return daemon_error(err, errlen, "close(%s): %s", pid_file, strerror(errno));
+		return ms_error(err, errlen, "close(%s): %s", pid_file, strerror(errno));
 	return 0;
 }
 
@@ -139,11 +129,11 @@ ms_daemon_drop_privileges(const struct ms_daemon_user *du, char *err, size_t err
 	if (!du->is_root)
 		return 0;
 	if (setgroups(1, &du->gid) < 0 || setgid(du->gid) < 0 || setuid(du->uid) < 0)
-		return daemon_error(err, errlen, "dropping privileges to %ld:%ld: %s",
-		                    (long)du->uid, (long)du->gid, strerror(errno));
+		return ms_error(err, errlen, "dropping privileges to %ld:%ld: %s", (long)du->uid,
+		                (long)du->gid, strerror(errno));
 	/* setuid(0) must fail now, or we still are root */
 	if (du->uid != 0 && setuid(0) == 0)
-		return daemon_error(err, errlen, "could not drop root privileges");
+		return ms_error(err, errlen, "could not drop root privileges");
 	return 0;
 }
 
@@ -179,15 +169,15 @@ ms_daemon_listen_tcp(const char *addr, char *err, size_t errlen)
 	int fd, one = 1, ret;
 
 	if (strlen(addr) >= sizeof(buf))
-		return daemon_error(err, errlen, "%s: address too long", addr);
+		return ms_error(err, errlen, "%s: address too long", addr);
 	strcpy(buf, addr);
 	if (split_host_port(buf, &host, &port) < 0 || *port == '\0')
-		return daemon_error(err, errlen, "%s: expected host:port, e.g. 127.0.0.1:24", addr);
+		return ms_error(err, errlen, "%s: expected host:port, e.g. 127.0.0.1:24", addr);
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE;
 	if ((ret = getaddrinfo(host, port, &hints, &ai)) != 0)
-		return daemon_error(err, errlen, "%s: %s", addr, gai_strerror(ret));
+		return ms_error(err, errlen, "%s: %s", addr, gai_strerror(ret));
 	if ((fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0)
 		what = "socket";
 	else if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
@@ -198,7 +188,7 @@ ms_daemon_listen_tcp(const char *addr, char *err, size_t errlen)
 		what = "listen";
 	freeaddrinfo(ai);
 	if (what != NULL) {
-		daemon_error(err, errlen, "%s(%s): %s", what, addr, strerror(errno));
+		ms_error(err, errlen, "%s(%s): %s", what, addr, strerror(errno));
 		if (fd >= 0)
 			(void)close(fd);
 		return -1;

@@ -1,4 +1,5 @@
 #include "ms-maildir.h"
+#include "ms-util.h"
 #include "ms-maildir-keywords.h"
 #include "ms-path.h"
 
@@ -90,19 +91,6 @@ fail(char *err, size_t errlen, const char *what, const char *path)
 	return saved == ENOSPC || saved == EDQUOT ? MS_MAILDIR_DISKFULL : MS_MAILDIR_TEMPFAIL;
 }
 
-static int
-fsync_dir(const char *path)
-{
-	int fd, ret;
-
-	if ((fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
-		return -1;
-	ret = fsync(fd);
-	if (close(fd) < 0)
-		ret = -1;
-	return ret;
-}
-
 /* fsync the directory holding path, so a new entry in it is durable. */
 static int
 fsync_parent(const char *path)
@@ -111,9 +99,9 @@ fsync_parent(const char *path)
 	const char *slash = strrchr(path, '/');
 
 	if (slash == NULL)
-		return fsync_dir(".");
+		return ms_fsync_dir(".");
 	snprintf(parent, sizeof(parent), "%.*s", slash == path ? 1 : (int)(slash - path), path);
-	return fsync_dir(parent);
+	return ms_fsync_dir(parent);
 }
 
 /* mkdir -p; every directory made is fsync'd into its parent. */
@@ -173,7 +161,7 @@ make_maildir(const char *dir, const char *fdir, char *failed, size_t failedlen)
 	snprintf(path, sizeof(path), "%s/maildirfolder", fdir);
 	snprintf(failed, failedlen, "%s", path);
 	fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, MAILDIR_FILE_MODE);
-	if (fd < 0 || close(fd) < 0 || fsync_dir(fdir) < 0)
+	if (fd < 0 || close(fd) < 0 || ms_fsync_dir(fdir) < 0)
 		return -1;
 	return make_subdirs(fdir, failed, failedlen);
 }
@@ -332,7 +320,7 @@ store(int fd, const char *tmp, const char *new, const char *dir, const char *fdi
 			return fail(err, errlen, "rename to", new);
 	}
 	if ((size_t)snprintf(newdir, sizeof(newdir), "%s/%s", fdir, sub) >= sizeof(newdir) ||
-	    fsync_dir(newdir) < 0) {
+	    ms_fsync_dir(newdir) < 0) {
 		/* not durable: take it back, the MTA will retry */
 		status = fail(err, errlen, "fsync", newdir);
 		(void)unlink(new);

@@ -1,5 +1,6 @@
 /* The spool's consumer side: list new/, parse a file, delete or reject it. */
 #include "ms-spool.h"
+#include "ms-util.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -15,17 +16,6 @@
 
 #define USER_FIELD  "X-Mailsift-User"
 #define CLASS_FIELD "X-Mailsift-Class"
-
-static int __attribute__((format(printf, 3, 4)))
-reader_error(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list args;
-
-	va_start(args, fmt);
-	vsnprintf(err, errlen, fmt, args);
-	va_end(args);
-	return -1;
-}
 
 static int
 spool_path(char *buf, size_t size, const char *spool_dir, const char *sub, const char *name)
@@ -44,13 +34,13 @@ ms_spool_mkdirs(const char *spool_dir, uid_t uid, gid_t gid, char *err, size_t e
 
 	for (i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
 		if (spool_path(path, sizeof(path), spool_dir, subs[i], "") < 0)
-			return reader_error(err, errlen, "%s: path too long", spool_dir);
+			return ms_error(err, errlen, "%s: path too long", spool_dir);
 		if (*subs[i] == '\0')
 			snprintf(path, sizeof(path), "%s", spool_dir);
 		if (mkdir(path, 0700) < 0 && errno != EEXIST)
-			return reader_error(err, errlen, "mkdir(%s): %s", path, strerror(errno));
+			return ms_error(err, errlen, "mkdir(%s): %s", path, strerror(errno));
 		if (uid != (uid_t)-1 && chown(path, uid, gid) < 0)
-			return reader_error(err, errlen, "chown(%s): %s", path, strerror(errno));
+			return ms_error(err, errlen, "chown(%s): %s", path, strerror(errno));
 	}
 	return 0;
 }
@@ -118,17 +108,17 @@ ms_spool_list(const char *spool_dir, char ***names_r, size_t *count_r, char *err
 	int ret = 0;
 
 	if (spool_path(path, sizeof(path), spool_dir, "new", "") < 0)
-		return reader_error(err, errlen, "%s: path too long", spool_dir);
+		return ms_error(err, errlen, "%s: path too long", spool_dir);
 	if ((dir = opendir(path)) == NULL)
-		return reader_error(err, errlen, "opendir(%s): %s", path, strerror(errno));
+		return ms_error(err, errlen, "opendir(%s): %s", path, strerror(errno));
 	errno = 0;
 	while (ret == 0 && (d = readdir(dir)) != NULL) {
 		if (d->d_name[0] != '.' && names_add(&names, &count, &cap, d->d_name) < 0)
-			ret = reader_error(err, errlen, "out of memory");
+			ret = ms_error(err, errlen, "out of memory");
 		errno = 0;
 	}
 	if (ret == 0 && errno != 0)
-		ret = reader_error(err, errlen, "readdir(%s): %s", path, strerror(errno));
+		ret = ms_error(err, errlen, "readdir(%s): %s", path, strerror(errno));
 	(void)closedir(dir);
 	if (ret < 0) {
 		ms_spool_names_free(names, count);
@@ -164,29 +154,29 @@ parse_field(const unsigned char *line, size_t len, struct ms_spool_entry *entry,
 	char cls[8];
 
 	if (colon == NULL || colon + 1 == line + len || colon[1] != ' ')
-		return reader_error(err, errlen, "header line without \"Name: value\"");
+		return ms_error(err, errlen, "header line without \"Name: value\"");
 	nlen = (size_t)(colon - line);
 	value = (const char *)colon + 2;
 	vlen = len - nlen - 2;
 	if (!valid_value((const unsigned char *)value, vlen))
-		return reader_error(err, errlen, "control character in header value");
+		return ms_error(err, errlen, "control character in header value");
 	if (nlen == strlen(USER_FIELD) && memcmp(line, USER_FIELD, nlen) == 0) {
 		if ((*seen & 1) != 0 || vlen > MS_SPOOL_USER_MAX)
-			return reader_error(err, errlen, "duplicate or too long " USER_FIELD);
+			return ms_error(err, errlen, "duplicate or too long " USER_FIELD);
 		memcpy(entry->user, value, vlen);
 		entry->user[vlen] = '\0';
 		*seen |= 1;
 	} else if (nlen == strlen(CLASS_FIELD) && memcmp(line, CLASS_FIELD, nlen) == 0) {
 		if ((*seen & 2) != 0 || vlen >= sizeof(cls))
-			return reader_error(err, errlen, "duplicate or bad " CLASS_FIELD);
+			return ms_error(err, errlen, "duplicate or bad " CLASS_FIELD);
 		memcpy(cls, value, vlen);
 		cls[vlen] = '\0';
 		if (ms_spool_class_parse(cls, &entry->cls) < 0)
-			return reader_error(err, errlen, CLASS_FIELD " is neither spam nor ham");
+			return ms_error(err, errlen, CLASS_FIELD " is neither spam nor ham");
 		*seen |= 2;
 	} else if (nlen < 11 || memcmp(line, "X-Mailsift-", 11) != 0) {
 		/* later X-Mailsift-* fields are skipped; anything else is not ours */
-		return reader_error(err, errlen, "unexpected header field");
+		return ms_error(err, errlen, "unexpected header field");
 	}
 	return 0;
 }
@@ -203,9 +193,9 @@ ms_spool_parse(const unsigned char *data, size_t size, const char *name,
 
 	memset(entry, 0, sizeof(*entry));
 	if (name_class(name, &name_cls) < 0)
-		return reader_error(err, errlen, "name does not start with spam. or ham.");
+		return ms_error(err, errlen, "name does not start with spam. or ham.");
 	if (limit <= magic_len || memcmp(data, MS_SPOOL_MAGIC "\n", magic_len + 1) != 0)
-		return reader_error(err, errlen, "not a spool file (no " MS_SPOOL_MAGIC " line)");
+		return ms_error(err, errlen, "not a spool file (no " MS_SPOOL_MAGIC " line)");
 	p += magic_len + 1;
 	while ((nl = memchr(p, '\n', (size_t)(end - p))) != NULL && nl != p) {
 		if (parse_field(p, (size_t)(nl - p), entry, &seen, err, errlen) < 0)
@@ -213,16 +203,16 @@ ms_spool_parse(const unsigned char *data, size_t size, const char *name,
 		p = nl + 1;
 	}
 	if (nl == NULL)
-		return reader_error(err, errlen, "header not ended by a blank line within %d bytes",
-		                    MS_SPOOL_HEADER_MAX);
+		return ms_error(err, errlen, "header not ended by a blank line within %d bytes",
+		                MS_SPOOL_HEADER_MAX);
 	if (seen != 3)
-		return reader_error(err, errlen, "header lacks " USER_FIELD " or " CLASS_FIELD);
+		return ms_error(err, errlen, "header lacks " USER_FIELD " or " CLASS_FIELD);
 	if (entry->cls != name_cls)
-		return reader_error(err, errlen, CLASS_FIELD " differs from the file name");
+		return ms_error(err, errlen, CLASS_FIELD " differs from the file name");
 	entry->msg = nl + 1;
 	entry->size = size - (size_t)(entry->msg - data);
 	if (entry->size == 0)
-		return reader_error(err, errlen, "empty message");
+		return ms_error(err, errlen, "empty message");
 	return 0;
 }
 
@@ -271,22 +261,22 @@ read_file(int fd, const char *path, size_t max_size, struct ms_spool_entry *entr
 	int ret;
 
 	if (fstat(fd, &st) < 0) {
-		reader_error(err, errlen, "fstat(%s): %s", path, strerror(errno));
+		ms_error(err, errlen, "fstat(%s): %s", path, strerror(errno));
 		return errno_result(errno);
 	}
 	if (!S_ISREG(st.st_mode) || (unsigned long long)st.st_size > max_size) {
-		reader_error(err, errlen, "%s: not a regular file or larger than %zu bytes", path,
-		             max_size);
+		ms_error(err, errlen, "%s: not a regular file or larger than %zu bytes", path,
+		         max_size);
 		return MS_SPOOL_READ_BAD;
 	}
 	entry->data_size = (size_t)st.st_size;
 	if ((entry->data = malloc(entry->data_size + 1)) == NULL) {
-		reader_error(err, errlen, "out of memory for %s", path);
+		ms_error(err, errlen, "out of memory for %s", path);
 		return MS_SPOOL_READ_ERROR;
 	}
 	if ((ret = read_all(fd, entry->data, entry->data_size)) != 0) {
-		reader_error(err, errlen, "read(%s): %s", path,
-		             ret < 0 ? strerror(errno) : "file shrank while reading");
+		ms_error(err, errlen, "read(%s): %s", path,
+		         ret < 0 ? strerror(errno) : "file shrank while reading");
 		return ret < 0 ? errno_result(errno) : MS_SPOOL_READ_BAD;
 	}
 	return MS_SPOOL_READ_OK;
@@ -304,12 +294,12 @@ ms_spool_read(const char *spool_dir, const char *name, size_t max_size,
 
 	memset(entry, 0, sizeof(*entry));
 	if (spool_path(path, sizeof(path), spool_dir, "new", name) < 0) {
-		reader_error(err, errlen, "%s: path too long", spool_dir);
+		ms_error(err, errlen, "%s: path too long", spool_dir);
 		return MS_SPOOL_READ_BAD;
 	}
 	/* O_NONBLOCK: a FIFO dropped into new/ must not hang the learner */
 	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)) < 0) {
-		reader_error(err, errlen, "open(%s): %s", path, strerror(errno));
+		ms_error(err, errlen, "open(%s): %s", path, strerror(errno));
 		return errno_result(errno);
 	}
 	result = read_file(fd, path, max_size, entry, err, errlen);
@@ -338,9 +328,9 @@ ms_spool_remove(const char *spool_dir, const char *name, char *err, size_t errle
 	char path[PATH_MAX];
 
 	if (spool_path(path, sizeof(path), spool_dir, "new", name) < 0)
-		return reader_error(err, errlen, "%s: path too long", spool_dir);
+		return ms_error(err, errlen, "%s: path too long", spool_dir);
 	if (unlink(path) < 0 && errno != ENOENT)
-		return reader_error(err, errlen, "unlink(%s): %s", path, strerror(errno));
+		return ms_error(err, errlen, "unlink(%s): %s", path, strerror(errno));
 	return 0;
 }
 
@@ -352,15 +342,15 @@ ms_spool_reject(const char *spool_dir, const char *name, char *err, size_t errle
 	if (spool_path(from, sizeof(from), spool_dir, "new", name) < 0 ||
 	    spool_path(to, sizeof(to), spool_dir, "bad", name) < 0 ||
 	    spool_path(bad, sizeof(bad), spool_dir, "bad", "") < 0)
-		return reader_error(err, errlen, "%s: path too long", spool_dir);
+		return ms_error(err, errlen, "%s: path too long", spool_dir);
 	if (mkdir(bad, 0700) < 0 && errno != EEXIST)
-		reader_error(err, errlen, "mkdir(%s): %s", bad, strerror(errno));
+		ms_error(err, errlen, "mkdir(%s): %s", bad, strerror(errno));
 	if (rename(from, to) == 0 || errno == ENOENT)
 		return 0;
 	/* Never read a bad file twice: dropping it beats looping on it. */
 	if (unlink(from) == 0 || errno == ENOENT)
 		return 0;
-	return reader_error(err, errlen, "rename/unlink(%s): %s", from, strerror(errno));
+	return ms_error(err, errlen, "rename/unlink(%s): %s", from, strerror(errno));
 }
 
 int
@@ -374,9 +364,9 @@ ms_spool_clean_tmp(const char *spool_dir, unsigned int max_age, char *err, size_
 	DIR *dir;
 
 	if (spool_path(dir_path, sizeof(dir_path), spool_dir, "tmp", "") < 0)
-		return reader_error(err, errlen, "%s: path too long", spool_dir);
+		return ms_error(err, errlen, "%s: path too long", spool_dir);
 	if ((dir = opendir(dir_path)) == NULL)
-		return reader_error(err, errlen, "opendir(%s): %s", dir_path, strerror(errno));
+		return ms_error(err, errlen, "opendir(%s): %s", dir_path, strerror(errno));
 	while ((d = readdir(dir)) != NULL) {
 		if (d->d_name[0] == '.' ||
 		    spool_path(path, sizeof(path), spool_dir, "tmp", d->d_name) < 0)

@@ -2,6 +2,7 @@
 /* syncfs(2) is a GNU extension */
 #define _GNU_SOURCE
 #include "ms-spool.h"
+#include "ms-util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -27,17 +28,6 @@ struct ms_spool_writer {
  * (the plugin may spool a whole MOVE of many messages): a process-wide
  * counter, like Maildir's Q<n>. */
 static unsigned int ms_spool_counter;
-
-static int __attribute__((format(printf, 3, 4)))
-spool_error(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list args;
-
-	va_start(args, fmt);
-	vsnprintf(err, errlen, fmt, args);
-	va_end(args);
-	return -1;
-}
 
 const char *
 ms_spool_class_name(enum ms_class cls)
@@ -118,19 +108,6 @@ write_all(int fd, const void *data, size_t size)
 	return 0;
 }
 
-static int
-fsync_dir(const char *path)
-{
-	int fd, ret;
-
-	if ((fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
-		return -1;
-	ret = fsync(fd);
-	if (close(fd) < 0)
-		ret = -1;
-	return ret;
-}
-
 /* Opens a fresh tmp/ file; a clash (pid reuse) just takes the next name. */
 static int
 open_tmp(struct ms_spool_writer *w, const char *spool_dir, char *err, size_t errlen)
@@ -146,15 +123,14 @@ open_tmp(struct ms_spool_writer *w, const char *spool_dir, char *err, size_t err
 		len = snprintf(w->new_path, sizeof(w->new_path), "%s/%s.%s", w->new_dir,
 		               ms_spool_class_name(w->cls), unique);
 		if (len < 0 || (size_t)len >= sizeof(w->new_path))
-			return spool_error(err, errlen, "%s: spool path too long", spool_dir);
+			return ms_error(err, errlen, "%s: spool path too long", spool_dir);
 		w->fd = open(w->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 		if (w->fd >= 0)
 			return 0;
 		if (errno != EEXIST)
-			return spool_error(err, errlen, "open(%s): %s", w->tmp_path,
-			                   strerror(errno));
+			return ms_error(err, errlen, "open(%s): %s", w->tmp_path, strerror(errno));
 	}
-	return spool_error(err, errlen, "%s/tmp: no unique name found", spool_dir);
+	return ms_error(err, errlen, "%s/tmp: no unique name found", spool_dir);
 }
 
 int
@@ -166,12 +142,12 @@ ms_spool_begin(const char *spool_dir, const char *user, enum ms_class cls,
 	int len;
 
 	if (!valid_user(user))
-		return spool_error(err, errlen, "invalid user name for the spool");
+		return ms_error(err, errlen, "invalid user name for the spool");
 	/* Not calloc: zeroing three PATH_MAX buffers per message was a tenth
 	 * of the plugin's CPU time in a 1,000-message MOVE; open_tmp() sets
 	 * every field. */
 	if ((w = malloc(sizeof(*w))) == NULL)
-		return spool_error(err, errlen, "out of memory");
+		return ms_error(err, errlen, "out of memory");
 	w->fd = -1;
 	w->cls = cls;
 	if (open_tmp(w, spool_dir, err, errlen) < 0) {
@@ -182,7 +158,7 @@ ms_spool_begin(const char *spool_dir, const char *user, enum ms_class cls,
 	               MS_SPOOL_MAGIC "\nX-Mailsift-User: %s\nX-Mailsift-Class: %s\n\n", user,
 	               ms_spool_class_name(cls));
 	if (write_all(w->fd, header, (size_t)len) < 0) {
-		spool_error(err, errlen, "write(%s): %s", w->tmp_path, strerror(errno));
+		ms_error(err, errlen, "write(%s): %s", w->tmp_path, strerror(errno));
 		ms_spool_abort(&w);
 		return -1;
 	}
@@ -195,7 +171,7 @@ ms_spool_write(struct ms_spool_writer *writer, const void *data, size_t size, ch
                size_t errlen)
 {
 	if (write_all(writer->fd, data, size) < 0)
-		return spool_error(err, errlen, "write(%s): %s", writer->tmp_path, strerror(errno));
+		return ms_error(err, errlen, "write(%s): %s", writer->tmp_path, strerror(errno));
 	return 0;
 }
 
@@ -210,7 +186,7 @@ ms_spool_write_fd(struct ms_spool_writer *writer, int fd, char *err, size_t errl
 		if (ret < 0 && errno == EINTR)
 			continue;
 		if (ret < 0)
-			return spool_error(err, errlen, "read: %s", strerror(errno));
+			return ms_error(err, errlen, "read: %s", strerror(errno));
 		if (ret == 0)
 			return 0;
 		if (ms_spool_write(writer, buf, (size_t)ret, err, errlen) < 0)
@@ -233,14 +209,14 @@ ms_spool_commit(struct ms_spool_writer **writer, char *err, size_t errlen)
 	if (what == NULL && rename(w->tmp_path, w->new_path) < 0)
 		what = "rename";
 	if (what != NULL) {
-		spool_error(err, errlen, "%s(%s): %s", what, w->tmp_path, strerror(errno));
+		ms_error(err, errlen, "%s(%s): %s", what, w->tmp_path, strerror(errno));
 		ms_spool_abort(writer);
 		return -1;
 	}
 	/* Published: from here on only the directory entry's durability is at
 	 * stake, and the file stays for the learner whatever we return. */
-	if (fsync_dir(w->new_dir) < 0)
-		ret = spool_error(err, errlen, "fsync(%s): %s", w->new_dir, strerror(errno));
+	if (ms_fsync_dir(w->new_dir) < 0)
+		ret = ms_error(err, errlen, "fsync(%s): %s", w->new_dir, strerror(errno));
 	free(w);
 	*writer = NULL;
 	return ret;
@@ -253,7 +229,7 @@ ms_spool_finish(struct ms_spool_writer *writer, char *err, size_t errlen)
 
 	writer->fd = -1;
 	if (close(fd) < 0)
-		return spool_error(err, errlen, "close(%s): %s", writer->tmp_path, strerror(errno));
+		return ms_error(err, errlen, "close(%s): %s", writer->tmp_path, strerror(errno));
 	return 0;
 }
 
@@ -280,7 +256,7 @@ sync_finished(struct ms_spool_writer **writers, size_t count, char *err, size_t 
 	}
 #endif
 	if (ret < 0)
-		spool_error(err, errlen, "sync(%s): %s", path, strerror(errno));
+		ms_error(err, errlen, "sync(%s): %s", path, strerror(errno));
 	if (fd >= 0)
 		(void)close(fd);
 	return ret;
@@ -303,13 +279,12 @@ ms_spool_commit_many(struct ms_spool_writer **writers, size_t count, char *err, 
 		if (rename(writers[i]->tmp_path, writers[i]->new_path) == 0)
 			continue;
 		if (ret == 0)
-			ret = spool_error(err, errlen, "rename(%s): %s", writers[i]->tmp_path,
-			                  strerror(errno));
+			ret = ms_error(err, errlen, "rename(%s): %s", writers[i]->tmp_path,
+			               strerror(errno));
 		(void)unlink(writers[i]->tmp_path);
 	}
-	if (fsync_dir(writers[0]->new_dir) < 0 && ret == 0)
-		ret = spool_error(err, errlen, "fsync(%s): %s", writers[0]->new_dir,
-		                  strerror(errno));
+	if (ms_fsync_dir(writers[0]->new_dir) < 0 && ret == 0)
+		ret = ms_error(err, errlen, "fsync(%s): %s", writers[0]->new_dir, strerror(errno));
 	for (i = 0; i < count; i++) {
 		free(writers[i]);
 		writers[i] = NULL;

@@ -3,6 +3,7 @@
  * plain BITFIELD commands: measured, Lua building the same arguments cost
  * five times the update itself (doc/redis-schema.md). */
 #include "ms-store-private.h"
+#include "ms-util.h"
 #include "ms-store-scripts.h"
 
 #include <stdio.h>
@@ -90,10 +91,10 @@ learn_lookup(struct learn *l, char *err, size_t errlen)
 	freeReplyObject(reply);
 	if (bits != 0 && bits != l->store->table_bits) {
 		ms_store_conn_drop(conn); /* drops the WATCH too */
-		return ms_store_error(err, errlen,
-		                      "token table has 2^%llu slots, not 2^%u: "
-		                      "token_table_bits changed since learning",
-		                      (unsigned long long)bits, l->store->table_bits);
+		return ms_error(err, errlen,
+		                "token table has 2^%llu slots, not 2^%u: "
+		                "token_table_bits changed since learning",
+		                (unsigned long long)bits, l->store->table_bits);
 	}
 	return 0;
 }
@@ -284,7 +285,7 @@ learn_run(struct learn *l, enum ms_learn_result *result_r, char *err, size_t err
 			return 0;
 		}
 	}
-	return ms_store_error(err, errlen, "learn: the digests kept changing (%d tries)", tries);
+	return ms_error(err, errlen, "learn: the digests kept changing (%d tries)", tries);
 }
 
 int
@@ -310,7 +311,7 @@ ms_store_learn(struct ms_store *store, const char *user, enum ms_class cls,
 	l.argvlen = malloc(per_command * sizeof(*l.argvlen));
 	l.numbers = malloc(48 * LEARN_CHUNK);
 	if (l.argv == NULL || l.argvlen == NULL || l.numbers == NULL)
-		ms_store_error(err, errlen, "out of memory");
+		ms_error(err, errlen, "out of memory");
 	else
 		ret = learn_run(&l, result_r, err, errlen);
 	free(l.argv);

@@ -45,8 +45,6 @@ struct ms_store_keys {
 	char table[MS_STORE_MAX_KEY];
 };
 
-int ms_store_error(char *err, size_t errlen, const char *fmt, ...)
-        __attribute__((format(printf, 3, 4)));
 redisContext *ms_store_conn_get(struct ms_store *store, bool for_read, char *err, size_t errlen);
 void ms_store_conn_drop(struct ms_redis_conn *conn);
 struct ms_redis_conn *ms_store_conn_of(struct ms_store *store, redisContext *ctx);

@@ -1,4 +1,5 @@
 #include "ms-store-private.h"
+#include "ms-util.h"
 #include "ms-store-scripts.h"
 
 #include <errno.h>
@@ -16,17 +17,6 @@
 
 /* Tokens per BITFIELD command: Redis refuses more than 1M arguments. */
 #define MS_STORE_FETCH_CHUNK 8192
-
-int
-ms_store_error(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list args;
-
-	va_start(args, fmt);
-	vsnprintf(err, errlen, fmt, args);
-	va_end(args);
-	return -1;
-}
 
 static void
 script_sha1(const char *script, char hex[41])
@@ -130,13 +120,12 @@ ms_store_conn_get(struct ms_store *store, bool for_read, char *err, size_t errle
 		return conn->ctx;
 	conn->ctx = connect_address(conn->address, &store->timeout);
 	if (conn->ctx == NULL) {
-		ms_store_error(err, errlen, "redis %s: bad address or out of memory",
-		               conn->address);
+		ms_error(err, errlen, "redis %s: bad address or out of memory", conn->address);
 		return NULL;
 	}
 	if (conn->ctx->err != 0 || redisSetTimeout(conn->ctx, store->timeout) != REDIS_OK) {
-		ms_store_error(err, errlen, "redis %s: %s", conn->address,
-		               conn->ctx->err != 0 ? conn->ctx->errstr : strerror(errno));
+		ms_error(err, errlen, "redis %s: %s", conn->address,
+		         conn->ctx->err != 0 ? conn->ctx->errstr : strerror(errno));
 		ms_store_conn_drop(conn);
 		return NULL;
 	}
@@ -152,14 +141,13 @@ ms_store_reply_failed(struct ms_store *store, redisContext *ctx, redisReply *rep
 	struct ms_redis_conn *conn = ms_store_conn_of(store, ctx);
 
 	if (reply == NULL)
-		ms_store_error(err, errlen, "redis %s: %s", conn->address,
-		               ctx->err != 0 ? ctx->errstr : "no reply");
+		ms_error(err, errlen, "redis %s: %s", conn->address,
+		         ctx->err != 0 ? ctx->errstr : "no reply");
 	else if (reply->type == REDIS_REPLY_ERROR)
-		ms_store_error(err, errlen, "redis %s: %.*s", conn->address, (int)reply->len,
-		               reply->str);
+		ms_error(err, errlen, "redis %s: %.*s", conn->address, (int)reply->len, reply->str);
 	else
-		ms_store_error(err, errlen, "redis %s: unexpected reply type %d", conn->address,
-		               reply->type);
+		ms_error(err, errlen, "redis %s: unexpected reply type %d", conn->address,
+		         reply->type);
 	if (reply != NULL)
 		freeReplyObject(reply);
 	ms_store_conn_drop(conn);
@@ -253,12 +241,12 @@ ms_store_make_keys(const struct ms_store *store, const char *user, struct ms_sto
 	int n;
 
 	if (key_tag(user, tag, sizeof(tag)) < 0)
-		return ms_store_error(err, errlen, "user name too long");
+		return ms_error(err, errlen, "user name too long");
 	n = snprintf(keys->meta, sizeof(keys->meta), "%s%s:m", store->prefix, tag);
 	snprintf(keys->digests, sizeof(keys->digests), "%s%s:d", store->prefix, tag);
 	snprintf(keys->table, sizeof(keys->table), "%s%s:t", store->prefix, tag);
 	if (n < 0 || (size_t)n + 8 >= sizeof(keys->meta))
-		return ms_store_error(err, errlen, "redis_prefix too long");
+		return ms_error(err, errlen, "redis_prefix too long");
 	return 0;
 }
 
@@ -342,10 +330,10 @@ read_totals(struct ms_store *store, redisContext *ctx, struct ms_store_totals *t
 	if (bits != 0 && bits != store->table_bits) {
 		/* the pipeline's other replies are still coming: resync by reconnecting */
 		ms_store_conn_drop(ms_store_conn_of(store, ctx));
-		return ms_store_error(err, errlen,
-		                      "token table has 2^%llu slots, not 2^%u: "
-		                      "token_table_bits changed since learning",
-		                      (unsigned long long)bits, store->table_bits);
+		return ms_error(err, errlen,
+		                "token table has 2^%llu slots, not 2^%u: "
+		                "token_table_bits changed since learning",
+		                (unsigned long long)bits, store->table_bits);
 	}
 	return 0;
 }
@@ -391,7 +379,7 @@ ms_store_fetch(struct ms_store *store, const char *user, const uint64_t *hashes,
 	argvlen = malloc(nargs * sizeof(*argvlen));
 	slots = malloc(12 * count + 1);
 	if (argv == NULL || argvlen == NULL || slots == NULL)
-		ms_store_error(err, errlen, "out of memory");
+		ms_error(err, errlen, "out of memory");
 	else if (append_fetch(store, ctx, &keys, hashes, count, argv, argvlen, slots) < 0)
 		ms_store_reply_failed(store, ctx, NULL, err, errlen);
 	else

@@ -1,4 +1,4 @@
-/* fuzz-sources: ms-control.c ms-spool.c */
+/* fuzz-sources: ms-util.c ms-control.c ms-spool.c */
 #include "ms-control.h"
 
 #include <stdint.h>

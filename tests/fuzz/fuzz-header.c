@@ -1,4 +1,4 @@
-/* fuzz-sources: ms-header.c ms-maildir.c ms-maildir-keywords.c ms-path.c */
+/* fuzz-sources: ms-util.c ms-header.c ms-maildir.c ms-maildir-keywords.c ms-path.c */
 #include "ms-header.h"
 #include "ms-maildir.h"
 

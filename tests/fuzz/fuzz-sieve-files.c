@@ -1,4 +1,4 @@
-/* fuzz-sources: ms-dupdb.c ms-maildir-keywords.c */
+/* fuzz-sources: ms-util.c ms-dupdb.c ms-maildir-keywords.c */
 /* fuzz-flags: -lcrypto */
 #include "ms-dupdb.h"
 #include "ms-maildir-keywords.h"

@@ -1,4 +1,4 @@
-/* fuzz-sources: ms-spool.c ms-spool-reader.c */
+/* fuzz-sources: ms-util.c ms-spool.c ms-spool-reader.c */
 #include "ms-spool.h"
 
 #include <stdint.h>

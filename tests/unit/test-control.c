@@ -1,4 +1,5 @@
 #include "ms-control.h"
+#include "ms-test.h"
 
 #include <check.h>
 #include <stdlib.h>
@@ -85,15 +86,9 @@ main(void)
 {
 	Suite *s = suite_create("control");
 	TCase *tc = tcase_create("control");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, test_requests);
 	tcase_add_test(tc, test_errors);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return ms_test_run(s);
 }

@@ -1,4 +1,5 @@
 #include "ms-daemon.h"
+#include "ms-test.h"
 
 #include <check.h>
 #include <stdbool.h>
@@ -15,17 +16,13 @@ static char dir[64];
 static void
 setup(void)
 {
-	strcpy(dir, "/tmp/ms-test-daemon.XXXXXX");
-	ck_assert_ptr_nonnull(mkdtemp(dir));
+	ms_test_mkdtemp(dir, sizeof(dir), "daemon");
 }
 
 static void
 teardown(void)
 {
-	char cmd[128];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	ck_assert_int_eq(system(cmd), 0);
+	ms_test_rmtree(dir);
 }
 
 static char *
@@ -143,8 +140,6 @@ main(void)
 {
 	Suite *s = suite_create("daemon");
 	TCase *tc = tcase_create("daemon");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_unix_socket_mode);
@@ -153,9 +148,5 @@ main(void)
 	tcase_add_test(tc, test_unix_socket_errors);
 	tcase_add_test(tc, test_tcp);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return ms_test_run(s);
 }

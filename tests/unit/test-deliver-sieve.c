@@ -4,6 +4,7 @@
 #define _GNU_SOURCE /* asprintf */
 #include "ms-config.h"
 #include "ms-deliver.h"
+#include "ms-test.h"
 
 #include <check.h>
 #include <dirent.h>
@@ -15,7 +16,7 @@
 
 #define TEST_UID 5000
 
-static char root[] = "/tmp/ms-test-sieve.XXXXXX";
+static char root[64];
 static struct ms_config cfg;
 static struct ms_deliver *ctx;
 
@@ -42,7 +43,7 @@ setup(void)
 {
 	char path[512], users[512];
 
-	ck_assert(mkdtemp(root) != NULL);
+	ms_test_mkdtemp(root, sizeof(root), "sieve");
 	ck_assert_int_eq(chmod(root, 0755), 0);
 	snprintf(path, sizeof(path), "%s/home", root);
 	ck_assert_int_eq(mkdir(path, 0755), 0);
@@ -75,13 +76,9 @@ setup(void)
 static void
 teardown(void)
 {
-	char cmd[300];
-
 	ms_deliver_destroy(&ctx);
 	ms_config_free(&cfg);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
-	ck_assert_int_eq(system(cmd), 0);
-	strcpy(root, "/tmp/ms-test-sieve.XXXXXX");
+	ms_test_rmtree(root);
 }
 
 static enum ms_deliver_status
@@ -255,8 +252,6 @@ main(void)
 {
 	Suite *s = suite_create("deliver-sieve");
 	TCase *tc = tcase_create("sieve");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 60);
@@ -271,9 +266,5 @@ main(void)
 	tcase_add_test(tc, test_sieve_disabled);
 	tcase_add_test(tc, test_no_script_no_worker);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return ms_test_run(s);
 }

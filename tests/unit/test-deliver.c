@@ -3,6 +3,7 @@
 #include "ms-deliver.h"
 #include "ms-filter.h"
 #include "ms-header.h"
+#include "ms-test.h"
 
 #include <check.h>
 #include <fcntl.h>
@@ -16,7 +17,7 @@
  * real user; as anyone else it writes as itself. */
 #define TEST_UID 5000
 
-static char root[] = "/tmp/ms-test-deliver.XXXXXX";
+static char root[64];
 static struct ms_config cfg;
 static struct ms_deliver *ctx;
 
@@ -26,7 +27,7 @@ setup(void)
 	char path[256];
 	FILE *fp;
 
-	ck_assert(mkdtemp(root) != NULL);
+	ms_test_mkdtemp(root, sizeof(root), "deliver");
 	ck_assert_int_eq(chmod(root, 0755), 0);
 	snprintf(path, sizeof(path), "%s/users", root);
 	ck_assert((fp = fopen(path, "w")) != NULL);
@@ -56,13 +57,9 @@ setup(void)
 static void
 teardown(void)
 {
-	char cmd[300];
-
 	ms_deliver_destroy(&ctx);
 	ms_config_free(&cfg);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
-	ck_assert_int_eq(system(cmd), 0);
-	strcpy(root, "/tmp/ms-test-deliver.XXXXXX");
+	ms_test_rmtree(root);
 }
 
 static char *
@@ -281,8 +278,6 @@ main(void)
 {
 	Suite *s = suite_create("deliver");
 	TCase *tc = tcase_create("core");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_header_length);
@@ -296,9 +291,5 @@ main(void)
 	tcase_add_test(tc, test_deliver_failures);
 	tcase_add_test(tc, test_create_fails_on_bad_config);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return ms_test_run(s);
 }

@@ -1,4 +1,5 @@
 #include "ms-digest.h"
+#include "ms-test.h"
 
 #include <check.h>
 #include <stdlib.h>
@@ -50,15 +51,9 @@ main(void)
 {
 	Suite *s = suite_create("digest");
 	TCase *tc = tcase_create("core");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, test_same_message);
 	tcase_add_test(tc, test_different_messages);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return ms_test_run(s);
 }

@@ -1,4 +1,5 @@
 #include "ms-dupdb.h"
+#include "ms-test.h"
 
 #include <check.h>
 #include <stdio.h>
@@ -112,8 +113,6 @@ main(void)
 {
 	Suite *s = suite_create("dupdb");
 	TCase *tc = tcase_create("dupdb");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_mark_persists_until_expiry);
@@ -122,9 +121,5 @@ main(void)
 	tcase_add_test(tc, test_damaged_file_is_skipped);
 	tcase_add_test(tc, test_unwritable_path_fails_cleanly);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return ms_test_run(s);
 }

@@ -1,4 +1,5 @@
 #include "ms-maildir-keywords.h"
+#include "ms-test.h"
 
 #include <check.h>
 #include <stdio.h>
@@ -11,17 +12,13 @@ static char dir[64];
 static void
 setup(void)
 {
-	strcpy(dir, "/tmp/ms-test-kw.XXXXXX");
-	ck_assert_ptr_nonnull(mkdtemp(dir));
+	ms_test_mkdtemp(dir, sizeof(dir), "kw");
 }
 
 static void
 teardown(void)
 {
-	char cmd[128];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	ck_assert_int_eq(system(cmd), 0);
+	ms_test_rmtree(dir);
 }
 
 static const char *
@@ -101,8 +98,6 @@ main(void)
 {
 	Suite *s = suite_create("maildir-keywords");
 	TCase *tc = tcase_create("keywords");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_new_keywords_are_added);
@@ -110,9 +105,5 @@ main(void)
 	tcase_add_test(tc, test_at_most_26);
 	tcase_add_test(tc, test_none);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return ms_test_run(s);
 }

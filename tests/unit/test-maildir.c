@@ -1,4 +1,5 @@
 #include "ms-maildir.h"
+#include "ms-test.h"
 
 #include <check.h>
 #include <dirent.h>
@@ -12,13 +13,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static char root[] = "/tmp/ms-test-maildir.XXXXXX";
+static char root[64];
 static char maildir[256];
 
 static void
 setup(void)
 {
-	ck_assert(mkdtemp(root) != NULL);
+	ms_test_mkdtemp(root, sizeof(root), "maildir");
 	/* parents missing too: the writer makes the whole path */
 	snprintf(maildir, sizeof(maildir), "%s/example.test/user", root);
 }
@@ -26,11 +27,7 @@ setup(void)
 static void
 teardown(void)
 {
-	char cmd[300];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
-	ck_assert_int_eq(system(cmd), 0);
-	strcpy(root, "/tmp/ms-test-maildir.XXXXXX");
+	ms_test_rmtree(root);
 }
 
 /* Names in dir/sub, or 0 if the directory is missing. */
@@ -250,8 +247,6 @@ main(void)
 {
 	Suite *s = suite_create("maildir");
 	TCase *tc = tcase_create("core");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_names);
@@ -263,9 +258,5 @@ main(void)
 	tcase_add_test(tc, test_new_not_a_dir);
 	tcase_add_test(tc, test_tmp_leftover);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return ms_test_run(s);
 }

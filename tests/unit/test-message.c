@@ -1,4 +1,5 @@
 #include "ms-message.h"
+#include "ms-test.h"
 
 #include <check.h>
 #include <stdio.h>
@@ -388,8 +389,6 @@ main(void)
 {
 	Suite *s = suite_create("message");
 	TCase *tc = tcase_create("core");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, test_plain);
 	tcase_add_test(tc, test_base64);
@@ -406,9 +405,5 @@ main(void)
 	tcase_add_test(tc, test_byte_limit);
 	tcase_add_test(tc, test_broken_mime);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return ms_test_run(s);
 }

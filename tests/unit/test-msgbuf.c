@@ -1,4 +1,5 @@
 #include "ms-msgbuf.h"
+#include "ms-test.h"
 
 #include <check.h>
 #include <dirent.h>
@@ -127,8 +128,6 @@ main(void)
 {
 	Suite *s = suite_create("msgbuf");
 	TCase *tc = tcase_create("msgbuf");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, test_small_in_memory);
 	tcase_add_test(tc, test_large_spills_to_file);
@@ -137,9 +136,5 @@ main(void)
 	tcase_add_test(tc, test_reset_reuses);
 	tcase_add_test(tc, test_unusable_tmpdir);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return ms_test_run(s);
 }

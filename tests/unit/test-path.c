@@ -1,4 +1,5 @@
 #include "ms-path.h"
+#include "ms-test.h"
 
 #include <check.h>
 #include <stdlib.h>
@@ -137,8 +138,6 @@ main(void)
 {
 	Suite *s = suite_create("path");
 	TCase *tc = tcase_create("core");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, test_safe_addresses);
 	tcase_add_test(tc, test_unsafe_addresses);
@@ -146,9 +145,5 @@ main(void)
 	tcase_add_test(tc, test_expand);
 	tcase_add_test(tc, test_expand_bad);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return ms_test_run(s);
 }

@@ -1,4 +1,5 @@
 #include "ms-sendmail.h"
+#include "ms-test.h"
 
 #include <check.h>
 #include <stdio.h>
@@ -102,17 +103,11 @@ main(void)
 {
 	Suite *s = suite_create("sendmail");
 	TCase *tc = tcase_create("sendmail");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, test_sent);
 	tcase_add_test(tc, test_null_sender);
 	tcase_add_test(tc, test_tempfail_and_permfail);
 	tcase_add_test(tc, test_missing_program);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return ms_test_run(s);
 }

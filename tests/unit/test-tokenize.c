@@ -1,6 +1,7 @@
 #include "ms-hash.h"
 #include "ms-tokenize.h"
 #include "ms-words.h"
+#include "ms-test.h"
 
 #include <check.h>
 #include <stdio.h>
@@ -346,8 +347,6 @@ main(void)
 {
 	Suite *s = suite_create("tokenize");
 	TCase *tc = tcase_create("core");
-	SRunner *sr;
-	int failed;
 
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_hash_vectors);
@@ -360,9 +359,5 @@ main(void)
 	tcase_add_test(tc, test_xspam_ignored);
 	tcase_add_test(tc, test_hostile_input);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return ms_test_run(s);
 }

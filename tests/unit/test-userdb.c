@@ -1,4 +1,5 @@
 #include "ms-userdb.h"
+#include "ms-test.h"
 
 #include <check.h>
 #include <stdio.h>
@@ -232,8 +233,6 @@ main(void)
 {
 	Suite *s = suite_create("userdb");
 	TCase *tc = tcase_create("core");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_fields);
@@ -244,9 +243,5 @@ main(void)
 	tcase_add_test(tc, test_bad_spec);
 	tcase_add_test(tc, test_parse_line);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return ms_test_run(s);
 }

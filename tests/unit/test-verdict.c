@@ -1,4 +1,5 @@
 #include "ms-filter.h"
+#include "ms-test.h"
 
 #include <check.h>
 #include <math.h>
@@ -53,15 +54,9 @@ main(void)
 {
 	Suite *s = suite_create("verdict");
 	TCase *tc = tcase_create("core");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, test_format);
 	tcase_add_test(tc, test_bounds);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return ms_test_run(s);
 }

@@ -112,36 +112,43 @@ ms_dupdb_open(const char *path, unsigned int max, char *err, size_t errlen)
 	return db;
 }
 
+/* The entry of HASH, or NULL. */
+static struct ms_dupdb_entry *
+find_entry(struct ms_dupdb *db, const unsigned char *hash)
+{
+	unsigned int i;
+
+	for (i = 0; i < db->count; i++) {
+		if (memcmp(db->entries[i].hash, hash, MS_DUPDB_HASH_LEN) == 0)
+			return &db->entries[i];
+	}
+	return NULL;
+}
+
 bool
 ms_dupdb_check(struct ms_dupdb *db, const void *id, size_t size, time_t now)
 {
 	unsigned char hash[MS_DUPDB_HASH_LEN];
-	unsigned int i;
+	struct ms_dupdb_entry *entry;
 
 	hash_id(id, size, hash);
-	for (i = 0; i < db->count; i++) {
-		if (memcmp(db->entries[i].hash, hash, MS_DUPDB_HASH_LEN) == 0 &&
-		    db->entries[i].expiry > (long long)now)
-			return true;
-	}
-	return false;
+	entry = find_entry(db, hash);
+	return entry != NULL && entry->expiry > (long long)now;
 }
 
 void
 ms_dupdb_mark(struct ms_dupdb *db, const void *id, size_t size, time_t expiry)
 {
 	unsigned char hash[MS_DUPDB_HASH_LEN];
-	unsigned int i;
+	struct ms_dupdb_entry *entry;
 
 	hash_id(id, size, hash);
 	db->changed = true;
-	for (i = 0; i < db->count; i++) {
-		if (memcmp(db->entries[i].hash, hash, MS_DUPDB_HASH_LEN) == 0) {
-			db->entries[i].expiry = expiry;
-			return;
-		}
-	}
-	(void)add_entry(db, hash, expiry);
+	entry = find_entry(db, hash);
+	if (entry != NULL)
+		entry->expiry = expiry;
+	else
+		(void)add_entry(db, hash, expiry);
 }
 
 static int

@@ -11,7 +11,10 @@
 struct mailsift_batch {
 	const struct mailsift_user *muser;
 	const char *username;
+	/* Every batch file of the transaction; current[] is the one each
+	   class is writing to (the others rolled over at MS_SPOOL_BATCH_ROLL). */
 	ARRAY(struct ms_spool_writer *) writers;
+	struct ms_spool_writer *current[2];
 	/* The first spool error is logged; the rest of the transaction is
 	   skipped rather than logging the same problem per message. */
 	bool failed;
@@ -44,17 +47,8 @@ batch_copy_stream(struct mailsift_batch *batch, struct istream *input,
 	const unsigned char *data;
 	char err[256];
 	size_t size;
-	uoff_t written = 0;
-	int ret;
 
-	while ((ret = i_stream_read_more(input, &data, &size)) > 0) {
-		written += size;
-		/* The size lookup said it fits; a message that grows while
-		   being read is not learned half. */
-		if (written > batch->muser->max_size) {
-			*error_r = "message grew over mailsift_max_size";
-			return -1;
-		}
+	while (i_stream_read_more(input, &data, &size) > 0) {
 		if (ms_spool_write(writer, data, size, err, sizeof(err)) < 0) {
 			batch_spool_failed(batch, err);
 			*error_r = "spool write failed";
@@ -70,36 +64,57 @@ batch_copy_stream(struct mailsift_batch *batch, struct istream *input,
 	return 0;
 }
 
+/* The batch file cls's messages go to, started on first use. */
+static struct ms_spool_writer *
+batch_writer(struct mailsift_batch *batch, enum ms_class cls)
+{
+	struct ms_spool_writer **current = &batch->current[cls == MS_CLASS_SPAM ? 0 : 1];
+	char err[256];
+
+	if (*current != NULL && !ms_spool_batch_full(*current))
+		return *current;
+	if (ms_spool_batch_begin(batch->muser->spool_dir, batch->username, cls, current, err,
+	                         sizeof(err)) < 0) {
+		*current = NULL;
+		batch_spool_failed(batch, err);
+		return NULL;
+	}
+	array_push_back(&batch->writers, current);
+	return *current;
+}
+
 static int
-batch_write_mail(struct mailsift_batch *batch, struct mail *mail, enum ms_class cls,
+batch_write_mail(struct mailsift_batch *batch, struct mail *mail, uoff_t size, enum ms_class cls,
                  const char **error_r)
 {
 	struct ms_spool_writer *writer;
 	struct istream *input;
 	char err[256];
-	int ret;
 
 	if (mail_get_stream(mail, NULL, NULL, &input) < 0) {
 		*error_r = mailbox_get_last_internal_error(mail->box, NULL);
 		return -1;
 	}
-	if (ms_spool_begin(batch->muser->spool_dir, batch->username, cls, &writer, err,
-	                   sizeof(err)) < 0) {
-		batch_spool_failed(batch, err);
+	if ((writer = batch_writer(batch, cls)) == NULL) {
 		*error_r = "spool unavailable";
 		return -1;
 	}
-	ret = batch_copy_stream(batch, input, writer, error_r);
-	if (ret == 0 && ms_spool_finish(writer, err, sizeof(err)) < 0) {
+	if (ms_spool_record_begin(writer, size, err, sizeof(err)) < 0) {
 		batch_spool_failed(batch, err);
-		*error_r = "spool close failed";
-		ret = -1;
-	}
-	if (ret < 0) {
-		ms_spool_abort(&writer);
+		*error_r = "spool write failed";
 		return -1;
 	}
-	array_push_back(&batch->writers, &writer);
+	if (batch_copy_stream(batch, input, writer, error_r) < 0) {
+		if (ms_spool_record_abort(writer, err, sizeof(err)) < 0)
+			batch_spool_failed(batch, err);
+		return -1;
+	}
+	/* The size lookup and the stream disagree (the message changed
+	   under us): the record is taken back rather than learned half. */
+	if (ms_spool_record_end(writer, err, sizeof(err)) < 0) {
+		*error_r = t_strdup(err);
+		return -1;
+	}
 	return 0;
 }
 
@@ -122,7 +137,7 @@ mailsift_batch_add(struct mailsift_batch *batch, struct mail *mail, enum ms_clas
 		       mailbox_get_vname(mail->box), mail->uid, ms_spool_class_name(cls), size);
 		return;
 	}
-	if (batch_write_mail(batch, mail, cls, &error) < 0 && !batch->failed) {
+	if (batch_write_mail(batch, mail, size, cls, &error) < 0 && !batch->failed) {
 		i_error("mailsift: %s uid %u not learned as %s: %s", mailbox_get_vname(mail->box),
 		        mail->uid, ms_spool_class_name(cls), error);
 	}
@@ -145,10 +160,16 @@ mailsift_batch_publish(struct mailsift_batch **_batch)
 	unsigned int count;
 	char err[256];
 
+	/* A write that failed may have left part of a record behind. */
+	if (batch->failed) {
+		mailsift_batch_drop(_batch);
+		return;
+	}
 	count = array_count(&batch->writers);
 	if (count > 0) {
-		/* One durability barrier for the whole MOVE, not one per
-		   message: the IMAP command must stay fast. */
+		/* One file per class (and 32 MB), one fdatasync each and
+		   one directory fsync for the whole MOVE: the IMAP command
+		   must stay fast. */
 		if (ms_spool_commit_many(array_front_modifiable(&batch->writers), count, err,
 		                         sizeof(err)) < 0)
 			batch_spool_failed(batch, err);

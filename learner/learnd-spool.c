@@ -31,19 +31,27 @@ spool_backoff(struct learnd *l)
 	                                                          : l->backoff_ms * 2;
 }
 
-/* Returns 0 to go on with the next file, -1 to stop this pass. */
-static int
-spool_learn_file(struct learnd *l, const char *name)
+static void
+spool_close(struct learnd *l)
 {
-	const char *spool_dir = l->cfg->spool_dir;
-	struct ms_spool_entry entry;
-	enum ms_learn_result result;
-	char err[512];
-	int ret = 0;
+	if (l->file_name == NULL)
+		return;
+	ms_spool_entry_free(&l->file);
+	l->file_name = NULL;
+}
 
-	switch (ms_spool_read(spool_dir, name, l->max_file_size, &entry, err, sizeof(err))) {
+/* Reads the next listed file into l->file. Returns 1 when one is open, 0
+ * to go on with the next, -1 to stop this pass. */
+static int
+spool_open_next(struct learnd *l)
+{
+	const char *spool_dir = l->cfg->spool_dir, *name = l->names[l->pos++];
+	char err[512];
+
+	switch (ms_spool_read(spool_dir, name, l->max_file_size, &l->file, err, sizeof(err))) {
 	case MS_SPOOL_READ_OK:
-		break;
+		l->file_name = name;
+		return 1;
 	case MS_SPOOL_READ_GONE:
 		return 0;
 	case MS_SPOOL_READ_BAD:
@@ -55,34 +63,76 @@ spool_learn_file(struct learnd *l, const char *name)
 		ms_log_error("spool: %s: %s: will retry", name, err);
 		return -1;
 	}
-	if (ms_filter_learn(l->filter, entry.user[0] == '\0' ? NULL : entry.user, entry.cls,
-	                    entry.msg, entry.size, &result, err, sizeof(err)) < 0) {
-		ms_log_error("learn: user=%s class=%s file=%s: %s: will retry", entry.user,
-		             ms_spool_class_name(entry.cls), name, err);
-		ret = -1;
-	} else {
-		ms_log_info("learn: user=%s class=%s size=%zu result=%s", entry.user,
-		            ms_spool_class_name(entry.cls), entry.size, result_name(result));
-		/* If this fails the next pass relearns it: the store counts it once. */
-		if (ms_spool_remove(spool_dir, name, err, sizeof(err)) < 0) {
+	return -1;
+}
+
+/* The open file is done (or broken): delete it (or move it aside). */
+static int
+spool_file_done(struct learnd *l, int next, const char *why)
+{
+	const char *spool_dir = l->cfg->spool_dir, *name = l->file_name;
+	char err[512];
+	int ret = 0;
+
+	if (next < 0) {
+		/* The messages before the bad one are learned; the rest is
+		   unreadable. A batch moved back into new/ by hand would
+		   count the learned ones once more as "already learned". */
+		ms_log_error("spool: %s: %s: moved to bad/ after %u of %u messages", name, why,
+		             l->file.index, l->file.count);
+		if (ms_spool_reject(spool_dir, name, err, sizeof(err)) < 0)
 			ms_log_error("spool: %s", err);
-			ret = -1;
-		}
+	} else if (ms_spool_remove(spool_dir, name, err, sizeof(err)) < 0) {
+		/* The next pass relearns it: the store counts each message once. */
+		ms_log_error("spool: %s", err);
+		ret = -1;
 	}
-	ms_spool_entry_free(&entry);
+	spool_close(l);
 	return ret;
+}
+
+/* Learns the open file's next message. Returns 0 to go on, -1 to stop this
+ * pass: the file stays and is read again from its start later, which the
+ * store's digests make harmless. */
+static int
+spool_learn_next(struct learnd *l)
+{
+	struct ms_spool_entry *f = &l->file;
+	enum ms_learn_result result;
+	char err[512];
+	int next;
+
+	if ((next = ms_spool_next(f, err, sizeof(err))) <= 0)
+		return spool_file_done(l, next, err);
+	/* a single-message file was held to max_file_size by the read */
+	if (f->version == 2 && f->size > l->cfg->max_message_size) {
+		ms_log_error("spool: %s: message %u of %u: %zu bytes is over max_message_size: "
+		             "skipped",
+		             l->file_name, f->index, f->count, f->size);
+		return 0;
+	}
+	if (ms_filter_learn(l->filter, f->user[0] == '\0' ? NULL : f->user, f->cls, f->msg, f->size,
+	                    &result, err, sizeof(err)) < 0) {
+		ms_log_error("learn: user=%s class=%s file=%s: %s: will retry", f->user,
+		             ms_spool_class_name(f->cls), l->file_name, err);
+		return -1;
+	}
+	ms_log_info("learn: user=%s class=%s size=%zu result=%s", f->user,
+	            ms_spool_class_name(f->cls), f->size, result_name(result));
+	return 0;
 }
 
 static void
 spool_forget(struct learnd *l)
 {
+	spool_close(l);
 	ms_spool_names_free(l->names, l->nnames);
 	l->names = NULL;
 	l->nnames = l->pos = 0;
 }
 
-/* Works through one listing of new/ a batch at a time, then lists again:
- * only an empty listing ends the pass, so no poke is lost. */
+/* Works through one listing of new/ LEARND_BATCH messages at a time, then
+ * lists again: only an empty listing ends the pass, so no poke is lost. */
 void
 learnd_spool_batch(struct learnd *l)
 {
@@ -98,15 +148,22 @@ learnd_spool_batch(struct learnd *l)
 		}
 		l->spool_wanted = l->nnames > 0;
 	}
-	for (n = 0; n < LEARND_BATCH && l->pos < l->nnames && ret == 0 && !learnd_terminate; n++)
-		ret = spool_learn_file(l, l->names[l->pos++]);
+	for (n = 0; n < LEARND_BATCH && ret == 0 && !learnd_terminate; n++) {
+		if (l->file_name == NULL) {
+			if (l->pos == l->nnames)
+				break;
+			if ((ret = spool_open_next(l)) <= 0)
+				continue;
+		}
+		ret = spool_learn_next(l);
+	}
 	if (ret < 0) {
 		spool_backoff(l);
 		spool_forget(l);
 		return;
 	}
 	l->backoff_ms = LEARND_BACKOFF_MIN_MS;
-	if (l->pos == l->nnames)
+	if (l->file_name == NULL && l->pos == l->nnames)
 		spool_forget(l);
 }
 

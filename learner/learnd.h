@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <time.h>
 
+#include "ms-spool.h"
+
 struct ms_config;
 struct ms_filter;
 struct learnd_conn;
@@ -13,7 +15,7 @@ struct learnd_conn;
 #define LEARND_SCAN_SECS      10  /* spool timer */
 #define LEARND_BACKOFF_MIN_MS 250 /* Redis retry, doubling up to ... */
 #define LEARND_BACKOFF_MAX_MS (LEARND_SCAN_SECS * 1000)
-#define LEARND_BATCH          64 /* spool files between two looks at sockets */
+#define LEARND_BATCH          64 /* spool messages between two looks at sockets */
 #define LEARND_MAX_CONNS      32
 #define LEARND_TMP_MAX_AGE    (36 * 3600)
 #define LEARND_PID_FILE       "/var/run/mailsift/mailsift-learnd.pid"
@@ -31,6 +33,10 @@ struct learnd {
 	long long next_scan; /* msecs: the timer */
 	char **names;        /* the listing of new/ being worked through */
 	size_t nnames, pos;
+	/* The file being learned, names[pos - 1]: a batch may take several
+	   turns of the loop. */
+	struct ms_spool_entry file;
+	const char *file_name;
 
 	struct learnd_conn *conns[LEARND_MAX_CONNS];
 	unsigned int nconns;

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,12 @@
 
 #define USER_FIELD  "X-Mailsift-User"
 #define CLASS_FIELD "X-Mailsift-Class"
+#define BATCH_FIELD "X-Mailsift-Batch"
+
+/* The fields parse_field() has seen. */
+#define SEEN_USER  1
+#define SEEN_CLASS 2
+#define SEEN_BATCH 4
 
 static int
 spool_path(char *buf, size_t size, const char *spool_dir, const char *sub, const char *name)
@@ -143,6 +150,26 @@ valid_value(const unsigned char *value, size_t len)
 	return 1;
 }
 
+/* Decimal digits, at most 10 (producers zero-pad), 1 .. UINT_MAX. */
+static int
+parse_count(const unsigned char *p, size_t len, unsigned int *count_r)
+{
+	unsigned long long n = 0;
+	size_t i;
+
+	if (len == 0 || len > 10)
+		return -1;
+	for (i = 0; i < len; i++) {
+		if (p[i] < '0' || p[i] > '9')
+			return -1;
+		n = n * 10 + (unsigned)(p[i] - '0');
+	}
+	if (n == 0 || n > UINT_MAX)
+		return -1;
+	*count_r = (unsigned int)n;
+	return 0;
+}
+
 /* One "Name: value" header line (without its "\n"). */
 static int
 parse_field(const unsigned char *line, size_t len, struct ms_spool_entry *entry, int *seen,
@@ -161,23 +188,42 @@ parse_field(const unsigned char *line, size_t len, struct ms_spool_entry *entry,
 	if (!valid_value((const unsigned char *)value, vlen))
 		return ms_error(err, errlen, "control character in header value");
 	if (nlen == strlen(USER_FIELD) && memcmp(line, USER_FIELD, nlen) == 0) {
-		if ((*seen & 1) != 0 || vlen > MS_SPOOL_USER_MAX)
+		if ((*seen & SEEN_USER) != 0 || vlen > MS_SPOOL_USER_MAX)
 			return ms_error(err, errlen, "duplicate or too long " USER_FIELD);
 		memcpy(entry->user, value, vlen);
 		entry->user[vlen] = '\0';
-		*seen |= 1;
+		*seen |= SEEN_USER;
 	} else if (nlen == strlen(CLASS_FIELD) && memcmp(line, CLASS_FIELD, nlen) == 0) {
-		if ((*seen & 2) != 0 || vlen >= sizeof(cls))
+		if ((*seen & SEEN_CLASS) != 0 || vlen >= sizeof(cls))
 			return ms_error(err, errlen, "duplicate or bad " CLASS_FIELD);
 		memcpy(cls, value, vlen);
 		cls[vlen] = '\0';
 		if (ms_spool_class_parse(cls, &entry->cls) < 0)
 			return ms_error(err, errlen, CLASS_FIELD " is neither spam nor ham");
-		*seen |= 2;
+		*seen |= SEEN_CLASS;
+	} else if (entry->version == 2 && nlen == strlen(BATCH_FIELD) &&
+	           memcmp(line, BATCH_FIELD, nlen) == 0) {
+		if ((*seen & SEEN_BATCH) != 0 ||
+		    parse_count((const unsigned char *)value, vlen, &entry->count) < 0)
+			return ms_error(err, errlen, "duplicate or bad " BATCH_FIELD);
+		*seen |= SEEN_BATCH;
 	} else if (nlen < 11 || memcmp(line, "X-Mailsift-", 11) != 0) {
 		/* later X-Mailsift-* fields are skipped; anything else is not ours */
 		return ms_error(err, errlen, "unexpected header field");
 	}
+	return 0;
+}
+
+/* The first line: "X-Mailsift-Spool: 1" or "2"; returns the version or 0. */
+static unsigned int
+magic_version(const unsigned char *data, size_t size)
+{
+	const size_t len = strlen(MS_SPOOL_MAGIC) + 1;
+
+	if (size >= len && memcmp(data, MS_SPOOL_MAGIC "\n", len) == 0)
+		return 1;
+	if (size >= len && memcmp(data, MS_SPOOL_MAGIC_BATCH "\n", len) == 0)
+		return 2;
 	return 0;
 }
 
@@ -187,16 +233,15 @@ ms_spool_parse(const unsigned char *data, size_t size, const char *name,
 {
 	size_t limit = size < MS_SPOOL_HEADER_MAX ? size : MS_SPOOL_HEADER_MAX;
 	const unsigned char *p = data, *end = data + limit, *nl;
-	const size_t magic_len = strlen(MS_SPOOL_MAGIC);
 	enum ms_class name_cls;
 	int seen = 0;
 
 	memset(entry, 0, sizeof(*entry));
 	if (name_class(name, &name_cls) < 0)
 		return ms_error(err, errlen, "name does not start with spam. or ham.");
-	if (limit <= magic_len || memcmp(data, MS_SPOOL_MAGIC "\n", magic_len + 1) != 0)
-		return ms_error(err, errlen, "not a spool file (no " MS_SPOOL_MAGIC " line)");
-	p += magic_len + 1;
+	if ((entry->version = magic_version(data, limit)) == 0)
+		return ms_error(err, errlen, "not a spool file (no X-Mailsift-Spool: 1 or 2 line)");
+	p += strlen(MS_SPOOL_MAGIC) + 1;
 	while ((nl = memchr(p, '\n', (size_t)(end - p))) != NULL && nl != p) {
 		if (parse_field(p, (size_t)(nl - p), entry, &seen, err, errlen) < 0)
 			return -1;
@@ -205,15 +250,66 @@ ms_spool_parse(const unsigned char *data, size_t size, const char *name,
 	if (nl == NULL)
 		return ms_error(err, errlen, "header not ended by a blank line within %d bytes",
 		                MS_SPOOL_HEADER_MAX);
-	if (seen != 3)
+	if ((seen & (SEEN_USER | SEEN_CLASS)) != (SEEN_USER | SEEN_CLASS))
 		return ms_error(err, errlen, "header lacks " USER_FIELD " or " CLASS_FIELD);
+	if (entry->version == 2 && (seen & SEEN_BATCH) == 0)
+		return ms_error(err, errlen, "batch header lacks " BATCH_FIELD);
 	if (entry->cls != name_cls)
 		return ms_error(err, errlen, CLASS_FIELD " differs from the file name");
-	entry->msg = nl + 1;
-	entry->size = size - (size_t)(entry->msg - data);
+	entry->next = nl + 1;
+	entry->end = data + size;
+	if (entry->version == 2)
+		return 0;
+	entry->count = 1;
+	entry->msg = entry->next;
+	entry->size = (size_t)(entry->end - entry->msg);
 	if (entry->size == 0)
 		return ms_error(err, errlen, "empty message");
 	return 0;
+}
+
+/* A batch record: "<length>\n", length bytes, "\n". */
+static int
+next_record(struct ms_spool_entry *entry, char *err, size_t errlen)
+{
+	const unsigned char *p = entry->next, *end = entry->end;
+	size_t len = 0, digits = 0;
+
+	for (; p < end && *p >= '0' && *p <= '9' && digits < 20; p++, digits++) {
+		if (len > (SIZE_MAX - 9) / 10)
+			break;
+		len = len * 10 + (size_t)(*p - '0');
+	}
+	if (p == end || *p != '\n' || digits == 0 || entry->next[0] == '0')
+		return ms_error(err, errlen, "bad length line");
+	p++;
+	if (len >= (size_t)(end - p) || p[len] != '\n')
+		return ms_error(err, errlen, "truncated: %zu bytes announced, %zu there", len,
+		                (size_t)(end - p) > 0 ? (size_t)(end - p) - 1 : 0);
+	entry->msg = p;
+	entry->size = len;
+	entry->next = p + len + 1;
+	return 0;
+}
+
+int
+ms_spool_next(struct ms_spool_entry *entry, char *err, size_t errlen)
+{
+	char why[256];
+
+	if (entry->version == 1)
+		return entry->index++ == 0 ? 1 : 0;
+	if (entry->index == entry->count) {
+		if (entry->next != entry->end)
+			return ms_error(err, errlen, "data after the last of %u messages",
+			                entry->count);
+		return 0;
+	}
+	if (next_record(entry, why, sizeof(why)) < 0)
+		return ms_error(err, errlen, "message %u of %u: %s", entry->index + 1, entry->count,
+		                why);
+	entry->index++;
+	return 1;
 }
 
 static enum ms_spool_read_result
@@ -252,6 +348,18 @@ read_all(int fd, unsigned char *buf, size_t size)
 	return 0;
 }
 
+/* A batch may be bigger than one message: its first line says which. */
+static size_t
+size_limit(int fd, size_t max_size)
+{
+	unsigned char line[sizeof(MS_SPOOL_MAGIC_BATCH)];
+	ssize_t ret = pread(fd, line, sizeof(line), 0);
+
+	if (ret > 0 && magic_version(line, (size_t)ret) == 2 && max_size < MS_SPOOL_BATCH_MAX)
+		return MS_SPOOL_BATCH_MAX;
+	return max_size;
+}
+
 /* Reads the file into entry->data; the caller parses it. */
 static enum ms_spool_read_result
 read_file(int fd, const char *path, size_t max_size, struct ms_spool_entry *entry, char *err,
@@ -264,6 +372,8 @@ read_file(int fd, const char *path, size_t max_size, struct ms_spool_entry *entr
 		ms_error(err, errlen, "fstat(%s): %s", path, strerror(errno));
 		return errno_result(errno);
 	}
+	if (S_ISREG(st.st_mode))
+		max_size = size_limit(fd, max_size);
 	if (!S_ISREG(st.st_mode) || (unsigned long long)st.st_size > max_size) {
 		ms_error(err, errlen, "%s: not a regular file or larger than %zu bytes", path,
 		         max_size);

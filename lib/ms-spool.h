@@ -4,6 +4,9 @@
 /* The training spool (doc/spool.md): producers (the Dovecot plugin, the
  * imap_sieve pipe helper) write tmp/<unique>, fsync it and rename it into
  * new/<class>.<unique>; mailsift-learnd reads new/, learns and deletes.
+ * A file carries one message (format 1) or a batch of them (format 2: the
+ * plugin writes one per IMAP MOVE/COPY, so a move of 1,000 messages creates
+ * one file, not 1,000).
  * Plain POSIX on purpose: this file is linked into a Dovecot plugin (-fPIC)
  * and a small pipe helper as well as the learner. */
 
@@ -13,9 +16,15 @@
 
 #include "ms-filter.h"
 
-#define MS_SPOOL_MAGIC      "X-Mailsift-Spool: 1"
-#define MS_SPOOL_HEADER_MAX 4096 /* bytes of header, blank line included */
-#define MS_SPOOL_USER_MAX   255
+#define MS_SPOOL_MAGIC       "X-Mailsift-Spool: 1"
+#define MS_SPOOL_MAGIC_BATCH "X-Mailsift-Spool: 2"
+#define MS_SPOOL_HEADER_MAX  4096 /* bytes of header, blank line included */
+#define MS_SPOOL_USER_MAX    255
+/* A producer starts a new batch file once one holds this much, so a batch
+ * file stays under MS_SPOOL_BATCH_MAX (the learner reads a file whole) as
+ * long as single messages are smaller than the difference. */
+#define MS_SPOOL_BATCH_ROLL (32u << 20)
+#define MS_SPOOL_BATCH_MAX  (64u << 20)
 
 /* ---- producers ---- */
 
@@ -29,17 +38,31 @@ int ms_spool_write(struct ms_spool_writer *writer, const void *data, size_t size
                    size_t errlen);
 /* Copy fd to EOF into the message (pipe helpers read stdin). */
 int ms_spool_write_fd(struct ms_spool_writer *writer, int fd, char *err, size_t errlen);
-/* fsync the file, rename it into new/, fsync new/. Frees the writer either
- * way; on failure the tmp file is gone. */
+
+/* A batch file (format 2): begin it, then for each message record_begin
+ * with its exact size, ms_spool_write its bytes, record_end. Writes are
+ * buffered and nothing is synced until the commit. */
+int ms_spool_batch_begin(const char *spool_dir, const char *user, enum ms_class cls,
+                         struct ms_spool_writer **writer_r, char *err, size_t errlen);
+int ms_spool_record_begin(struct ms_spool_writer *writer, size_t size, char *err, size_t errlen);
+/* -1 if the bytes written differ from the size announced: the record is
+ * then taken back, as by record_abort. */
+int ms_spool_record_end(struct ms_spool_writer *writer, char *err, size_t errlen);
+/* Take the unfinished record back (its source could not be read); -1 if
+ * even that failed: then the writer is unusable, abort it. */
+int ms_spool_record_abort(struct ms_spool_writer *writer, char *err, size_t errlen);
+/* Finished records so far. */
+unsigned int ms_spool_records(const struct ms_spool_writer *writer);
+/* The file holds MS_SPOOL_BATCH_ROLL bytes or more: start another. */
+bool ms_spool_batch_full(const struct ms_spool_writer *writer);
+
+/* fsync the file (a batch: fill in its count, fdatasync), rename it into
+ * new/, fsync new/. Frees the writer either way; on failure the tmp file
+ * is gone. A batch without records is dropped, not published (returns 0). */
 int ms_spool_commit(struct ms_spool_writer **writer, char *err, size_t errlen);
-/* Done writing: close the file, keep it in tmp/, so a batch of many
- * messages holds no descriptors. Then ms_spool_commit_many() or abort. */
-int ms_spool_finish(struct ms_spool_writer *writer, char *err, size_t errlen);
-/* Publish finished writers with one durability barrier instead of one per
- * file (a 1,000-message IMAP MOVE must stay fast): syncfs() of the spool's
- * file system where there is one, else an fsync per file; a rename each; one
- * fsync of new/. Frees them all. Returns -1 if any failed, err names the
- * first; the ones that failed are gone from tmp/. */
+/* Publish several writers with one fsync of new/ (the plugin's batches of
+ * both classes, or a batch that rolled over). Frees them all. Returns -1
+ * if any failed, err names the first; the ones that failed are gone. */
 int ms_spool_commit_many(struct ms_spool_writer **writers, size_t count, char *err, size_t errlen);
 /* Drop the tmp file (transaction rolled back). Frees the writer. */
 void ms_spool_abort(struct ms_spool_writer **writer);
@@ -67,9 +90,13 @@ void ms_spool_names_free(char **names, size_t count);
 struct ms_spool_entry {
 	char user[MS_SPOOL_USER_MAX + 1];
 	enum ms_class cls;
-	const unsigned char *msg; /* points into data */
+	unsigned int version;     /* 1: one message, 2: a batch */
+	unsigned int count;       /* messages the header announces (1 for version 1) */
+	unsigned int index;       /* messages ms_spool_next() returned so far */
+	const unsigned char *msg; /* the current message, points into data */
 	size_t size;
-	unsigned char *data; /* the whole file */
+	const unsigned char *next, *end; /* the records not read yet */
+	unsigned char *data;             /* the whole file */
 	size_t data_size;
 };
 
@@ -80,17 +107,24 @@ enum ms_spool_read_result {
 	MS_SPOOL_READ_ERROR, /* the system is in trouble (fds, memory, I/O): retry later */
 };
 
-/* Read and parse new/<name>, at most max_size bytes of file. err says why
- * for BAD and ERROR. Free the entry with ms_spool_entry_free(). */
+/* Read and parse the header of new/<name>: at most max_size bytes of a
+ * single-message file, of a batch at most MS_SPOOL_BATCH_MAX (or max_size
+ * if larger). err says why for BAD and ERROR. Then take its messages with
+ * ms_spool_next(); free the entry with ms_spool_entry_free(). */
 enum ms_spool_read_result ms_spool_read(const char *spool_dir, const char *name, size_t max_size,
                                         struct ms_spool_entry *entry, char *err, size_t errlen);
 void ms_spool_entry_free(struct ms_spool_entry *entry);
 
-/* Parse a whole spool file held in memory; name (its new/ name) must carry
- * the same class. Returns 0, or -1 with the problem in err. entry->msg
- * points into data; entry->data is left NULL. */
+/* Parse the header of a whole spool file held in memory; name (its new/
+ * name) must carry the same class. Returns 0, or -1 with the problem in
+ * err. For version 1 entry->msg is the message already; entry->data is
+ * left NULL. */
 int ms_spool_parse(const unsigned char *data, size_t size, const char *name,
                    struct ms_spool_entry *entry, char *err, size_t errlen);
+/* The next message of a parsed file into entry->msg/size: 1, or 0 after
+ * the last one, or -1 (err says why) when the rest of the file is
+ * malformed: the messages returned before it were sound. */
+int ms_spool_next(struct ms_spool_entry *entry, char *err, size_t errlen);
 
 /* Delete new/<name> once the store confirmed. No directory fsync: a delete
  * that a crash undoes only relearns a message the store already counted. */

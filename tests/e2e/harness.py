@@ -298,15 +298,16 @@ class Env:
         s.close()
         return reply.decode().rstrip("\n")
 
-    def spool(self, user, cls, files, poke=True):
+    def spool(self, user, cls, files, poke=True, batch=False):
         """Write files into the training spool with lib/ms-spool.c, as the
-        mail user like the Dovecot plugin; creates the spool if need be."""
+        mail user like the Dovecot plugin; creates the spool if need be.
+        batch: all in one batch file, as the plugin writes a MOVE."""
         for sub in ("", "tmp", "new", "bad"):
             d = self.path("spool", sub)
             if not os.path.isdir(d):
                 os.mkdir(d, 0o700)
                 os.chown(d, VMAIL.pw_uid, VMAIL.pw_gid)
-        cmd = [binary("spool-write")]
+        cmd = [binary("spool-write")] + (["-b"] if batch else [])
         if poke:
             cmd += ["-p", self.path("learner.sock")]
         subprocess.run(cmd + [self.path("spool"), user, cls] + list(files), check=True,

@@ -77,20 +77,40 @@ def uidset(uids):
     return ",".join(str(u) for u in uids)
 
 
+def parse_spool_file(name, data):
+    """(class, user, [message bytes]) of one spool file: a single message
+    (X-Mailsift-Spool: 1) or a batch (2: "<length>\\n" bytes "\\n" each)."""
+    head, sep, body = data.partition(b"\n\n")
+    fields = dict(line.split(": ", 1) for line in head.decode().split("\n") if ": " in line)
+    cls, user = fields.get("X-Mailsift-Class"), fields.get("X-Mailsift-User")
+    if not sep or "X-Mailsift-Spool" not in fields or cls is None or user is None:
+        raise AssertionError("spool file %s has no mailsift header: %r" % (name, data[:200]))
+    if not name.startswith(cls + "."):
+        raise AssertionError("spool file %s carries class %s" % (name, cls))
+    if fields["X-Mailsift-Spool"] == "1":
+        return cls, user, [body]
+    msgs = []
+    while body:
+        length, _, body = body.partition(b"\n")
+        n = int(length)
+        if body[n:n + 1] != b"\n":
+            raise AssertionError("spool file %s: record %d is cut" % (name, len(msgs) + 1))
+        msgs.append(body[:n])
+        body = body[n + 1:]
+    if len(msgs) != int(fields["X-Mailsift-Batch"]):
+        raise AssertionError("spool file %s: %d records, header says %s"
+                             % (name, len(msgs), fields["X-Mailsift-Batch"]))
+    return cls, user, msgs
+
+
 def spool_events(env):
-    """[(class, user, message bytes)] of the published spool files."""
+    """[(class, user, message bytes)] of the published spool files, a
+    batch file giving one event per message."""
     events = []
     for name in env.spool_files("new"):
         with open(env.path("spool", "new", name), "rb") as f:
-            data = f.read()
-        head, sep, msg = data.partition(b"\n\n")
-        fields = dict(line.split(": ", 1) for line in head.decode().split("\n") if ": " in line)
-        cls, user = fields.get("X-Mailsift-Class"), fields.get("X-Mailsift-User")
-        if not sep or "X-Mailsift-Spool" not in fields or cls is None or user is None:
-            raise AssertionError("spool file %s has no mailsift header: %r" % (name, data[:200]))
-        if not name.startswith(cls + "."):
-            raise AssertionError("spool file %s carries class %s" % (name, cls))
-        events.append((cls, user, msg))
+            cls, user, msgs = parse_spool_file(name, f.read())
+        events += [(cls, user, m) for m in msgs]
     return events
 
 

@@ -145,6 +145,73 @@ class LearndTest(harness.TestCase):
         self.assertRegex(log, r"spam\.1\.garbage: .*not a spool file.*moved to bad/")
         self.assertRegex(log, r"ham\.2\.nouser: .*lacks")
 
+    def test_batch_killed_midway_learned_once_after_restart(self):
+        spam = corpus("spam", 300)
+        self.env.start_redis()
+        self.env.spool(USER, "spam", spam, poke=False, batch=True)
+        self.assertEqual(len(self.env.spool_files("new")), 1)
+        proc = self.env.start_learnd()
+        harness.wait_for(lambda: "result=learned" in self.env.learnd_log(), what="first learns")
+        # Redis stopped holds the learner mid-batch; then kill -9 it there.
+        os.kill(self.env.redis_pid, signal.SIGSTOP)
+        try:
+            proc.kill()
+            proc.wait()
+        finally:
+            os.kill(self.env.redis_pid, signal.SIGCONT)
+        done, _ = self.learned()
+        self.assertTrue(0 < done < 300, done)
+        self.assertEqual(len(self.env.spool_files("new")), 1)
+        self.env.start_learnd()
+        self.wait_spool_empty()
+        self.assertEqual(self.learned(), (300, 0))
+        # read again from its start: what the first run learned counts once
+        self.assertEqual(self.env.learnd_log().count("result=already learned"), done)
+        self.assertEqual(self.env.spool_files("bad"), [])
+
+    def test_corrupt_batches_logged_aside_and_serving_goes_on(self):
+        self.env.write_ms_conf(max_message_size="1k")
+        self.env.start_redis()
+        self.env.start_learnd()
+        msgs = [b"Subject: batch %d\n\nbatch message number %d\n" % (i, i) for i in range(3)]
+        head = (b"X-Mailsift-Spool: 2\nX-Mailsift-User: %s\nX-Mailsift-Class: spam\n"
+                % USER.encode())
+        records = b"".join(b"%d\n%s\n" % (len(m), m) for m in msgs)
+        big = b"Subject: big\n\n" + b"word " * 400
+        new = self.env.path("spool", "new")
+        for name, text in (
+                # cut inside the third record: two learned, the file aside
+                ("spam.1.truncated", head + b"X-Mailsift-Batch: 3\n\n" + records[:-10]),
+                ("spam.2.nocount", head + b"\n" + records),
+                ("spam.3.zero", head + b"X-Mailsift-Batch: 0\n\n"),
+                # over max_message_size: that one skipped, the others learned
+                ("spam.4.big", head + b"X-Mailsift-Batch: 2\n\n%d\n%s\n%d\n%s\n"
+                 % (len(big), big, len(msgs[2]), msgs[2]))):
+            with open(os.path.join(new, name), "wb") as f:
+                f.write(text)
+        self.assertEqual(self.env.learner_request("POKE"), "OK")
+        self.wait_spool_empty()
+        self.assertEqual(self.env.spool_files("bad"),
+                         ["spam.1.truncated", "spam.2.nocount", "spam.3.zero"])
+        log = self.env.learnd_log()
+        self.assertRegex(log, r"spam\.1\.truncated: message 3 of 3: truncated.*"
+                              r"moved to bad/ after 2 of 3 messages")
+        self.assertRegex(log, r"spam\.2\.nocount: .*lacks X-Mailsift-Batch.*moved to bad/")
+        self.assertRegex(log, r"spam\.3\.zero: .*bad X-Mailsift-Batch.*moved to bad/")
+        self.assertRegex(log, r"spam\.4\.big: message 1 of 2: \d+ bytes is over "
+                              r"max_message_size: skipped")
+        self.assertEqual(self.learned(), (3, 0))
+        # still serving: a sound batch after them is learned
+        hams = []
+        for i in range(2):
+            hams.append(self.env.path("ham%d" % i))
+            with open(hams[-1], "wb") as f:
+                f.write(b"Subject: ham %d\n\nan ordinary note, number %d\n" % (i, i))
+        self.env.spool(USER, "ham", hams, batch=True)
+        self.wait_spool_empty()
+        self.assertEqual(self.learned(), (3, 2))
+        self.assertIsNone(self.env.learnd.poll())
+
     def test_cli_and_socket_agree(self):
         env = self.env
         env.start_redis()

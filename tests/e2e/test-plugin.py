@@ -9,8 +9,8 @@ import os
 import socket
 
 import harness
-from learnroute import (USER, Imap, LearnerRouteTests, RouteTests, classes, dovecot_log, lf,
-                        message, spool_events, uidset)
+from learnroute import (USER, Imap, LearnerRouteTests, RouteTests, classes, dovecot_log,
+                        learnable, lf, message, parse_spool_file, spool_events, uidset)
 
 
 class PluginTest(LearnerRouteTests, RouteTests, harness.TestCase):
@@ -42,6 +42,43 @@ class PluginTest(LearnerRouteTests, RouteTests, harness.TestCase):
         uids = self.inbox_with(imap, [message(1)])
         imap.ok(imap.uid("MOVE", str(uids[0]), "Junk"))
         self.assertEqual(classes(self.env), [("spam", USER)])
+
+    def test_learner_uid_move_of_fifty_is_one_batch_learned_once(self):
+        self.start()
+        imap = self.client()
+        msgs = learnable(50)
+        uids = self.inbox_with(imap, msgs)
+        imap.ok(imap.uid("MOVE", uidset(uids), "Junk"))
+        # one file for the whole MOVE, its records in the order moved
+        names = self.env.spool_files("new")
+        self.assertEqual(len(names), 1, names)
+        with open(self.env.path("spool", "new", names[0]), "rb") as f:
+            data = f.read()
+        self.assertTrue(data.startswith(b"X-Mailsift-Spool: 2\n"), data[:100])
+        cls, user, records = parse_spool_file(names[0], data)
+        self.assertEqual((cls, user), ("spam", USER))
+        self.assertEqual([lf(m) for m in records], msgs)
+        self.assertEqual(self.env.spool_files("tmp"), [])
+        self.start_learner()
+        self.wait_learned()
+        self.assertEqual(self.counts(), (50, 0))
+        self.assertEqual(self.env.learnd_log().count("result=learned"), 50)
+        # a second pass counts nothing again
+        self.assertEqual(self.env.learner_request("POKE"), "OK")
+        self.assertEqual(self.env.learner_request("STATS").split()[:3],
+                         ["OK", "learned_spam=50", "learned_ham=0"])
+
+    def test_move_and_copy_back_are_a_batch_each(self):
+        # into Junk is one spam batch; out of it one ham batch
+        self.start()
+        imap = self.client()
+        uids = self.inbox_with(imap, [message(n) for n in range(3)])
+        imap.ok(imap.uid("MOVE", uidset(uids), "Junk"))
+        junk = imap.uids("Junk")
+        imap.ok(imap.uid("COPY", uidset(junk), "INBOX"))
+        names = self.env.spool_files("new")
+        self.assertEqual(sorted(n.split(".")[0] for n in names), ["ham", "spam"])
+        self.assertEqual(classes(self.env), [("ham", USER)] * 3 + [("spam", USER)] * 3)
 
     def test_configured_junk_name(self):
         self.start(mailsift_junk_mailbox="Spam, Junk E-mail")

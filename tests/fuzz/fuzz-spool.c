@@ -4,17 +4,28 @@
 #include <stdint.h>
 #include <string.h>
 
-/* The learner parses whatever lands in new/: the header parser must reject
- * anything malformed without reading past the file. */
+/* The learner parses whatever lands in new/: the header parser and the
+ * batch record reader must reject anything malformed without reading past
+ * the file, and every message they hand out must lie inside it. */
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct ms_spool_entry entry;
+	unsigned int n = 0;
 	char err[256];
+	int ret;
 
-	if (ms_spool_parse(data, size, "spam.1", &entry, err, sizeof(err)) == 0) {
-		if (entry.msg < data || entry.msg + entry.size != data + size || entry.size == 0)
+	if (ms_spool_parse(data, size, "spam.1", &entry, err, sizeof(err)) < 0)
+		return 0;
+	if (entry.version == 1 &&
+	    (entry.msg < data || entry.msg + entry.size != data + size || entry.size == 0))
+		__builtin_trap();
+	while ((ret = ms_spool_next(&entry, err, sizeof(err))) == 1) {
+		if (entry.msg < data || entry.size == 0 || entry.size > size ||
+		    entry.msg + entry.size > data + size || ++n > entry.count)
 			__builtin_trap();
 	}
+	if (ret == 0 && n != entry.count)
+		__builtin_trap();
 	return 0;
 }

@@ -131,8 +131,8 @@ START_TEST(test_chunks_commit_abort)
 }
 END_TEST
 
-/* The plugin's batch: finished (closed) writers published together. */
-START_TEST(test_finish_commit_many)
+/* Several writers published with one directory fsync. */
+START_TEST(test_commit_many)
 {
 	struct ms_spool_writer *w[3];
 	struct ms_spool_entry entry;
@@ -144,7 +144,6 @@ START_TEST(test_finish_commit_many)
 		                                &w[i], err, sizeof(err)),
 		                 0);
 		ck_assert_int_eq(ms_spool_write(w[i], "S: m\n\nb\n", 8, err, sizeof(err)), 0);
-		ck_assert_int_eq(ms_spool_finish(w[i], err, sizeof(err)), 0);
 	}
 	ms_spool_abort(&w[2]);
 	ck_assert_uint_eq(count_dir("tmp"), 2);
@@ -166,13 +165,241 @@ START_TEST(test_finish_commit_many)
 
 	/* new/ gone: the batch fails, says why, and leaves nothing in tmp/ */
 	ck_assert_int_eq(ms_spool_begin(spool, "u@x", MS_CLASS_SPAM, &w[0], err, sizeof(err)), 0);
-	ck_assert_int_eq(ms_spool_finish(w[0], err, sizeof(err)), 0);
+	ck_assert_int_eq(ms_spool_write(w[0], "x", 1, err, sizeof(err)), 0);
 	snprintf(path, sizeof(path), "rm -rf %s/new", spool);
 	ck_assert_int_eq(system(path), 0);
 	ck_assert_int_eq(ms_spool_commit_many(w, 1, err, sizeof(err)), -1);
 	ck_assert_ptr_null(w[0]);
 	ck_assert_ptr_nonnull(strstr(err, "new"));
 	ck_assert_uint_eq(count_dir("tmp"), 0);
+}
+END_TEST
+
+/* Each malformed file is BAD with a reason, never OK, never a crash. */
+static void
+expect_bad(const char *name, const char *text, size_t len, const char *why)
+{
+	struct ms_spool_entry entry;
+	char err[256];
+
+	write_new(name, text, len);
+	ck_assert_int_eq(ms_spool_read(spool, name, 1 << 20, &entry, err, sizeof(err)),
+	                 MS_SPOOL_READ_BAD);
+	ck_assert_msg(strstr(err, why) != NULL, "%s: got \"%s\", want \"%s\"", name, err, why);
+	ck_assert_ptr_null(entry.data);
+	ck_assert_int_eq(ms_spool_reject(spool, name, err, sizeof(err)), 0);
+}
+
+#define BAD(name, text, why) expect_bad(name, text, sizeof(text) - 1, why)
+#define HDR                  MS_SPOOL_MAGIC "\n"
+
+/* The only file in new/, read and parsed. */
+static void
+read_only_file(struct ms_spool_entry *entry, size_t max_size)
+{
+	char err[256], **names;
+	size_t count;
+
+	ck_assert_int_eq(ms_spool_list(spool, &names, &count, err, sizeof(err)), 0);
+	ck_assert_uint_eq(count, 1);
+	ck_assert_msg(ms_spool_read(spool, names[0], max_size, entry, err, sizeof(err)) ==
+	                      MS_SPOOL_READ_OK,
+	              "%s", err);
+	ms_spool_names_free(names, count);
+}
+
+static void
+add_record(struct ms_spool_writer *w, const void *msg, size_t size)
+{
+	char err[256];
+
+	ck_assert_int_eq(ms_spool_record_begin(w, size, err, sizeof(err)), 0);
+	ck_assert_int_eq(ms_spool_write(w, msg, size, err, sizeof(err)), 0);
+	ck_assert_msg(ms_spool_record_end(w, err, sizeof(err)) == 0, "%s", err);
+}
+
+/* The plugin's batch file: records taken back at any point (in the buffer
+ * or already on disk) leave no trace; the rest reads back byte for byte. */
+START_TEST(test_batch_write_read)
+{
+	static const char one[] = "Subject: 1\n\nline\n\n5\nnot a length\0nul";
+	static const char two[] = "Subject: 2\r\n\r\nb";
+	const size_t big_size = 100000;
+	struct ms_spool_writer *w;
+	struct ms_spool_entry entry;
+	char err[256], *big;
+
+	big = malloc(big_size);
+	ck_assert_ptr_nonnull(big);
+	memset(big, 'x', big_size);
+	ck_assert_int_eq(ms_spool_batch_begin(spool, "u@x", MS_CLASS_HAM, &w, err, sizeof(err)), 0);
+	add_record(w, one, sizeof(one) - 1);
+	/* shorter than announced: taken back, the writer goes on */
+	ck_assert_int_eq(ms_spool_record_begin(w, 10, err, sizeof(err)), 0);
+	ck_assert_int_eq(ms_spool_write(w, "abc", 3, err, sizeof(err)), 0);
+	ck_assert_int_eq(ms_spool_record_end(w, err, sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, "not the 10 announced"));
+	/* a source that fails after more than a buffer was written */
+	ck_assert_int_eq(ms_spool_record_begin(w, big_size, err, sizeof(err)), 0);
+	ck_assert_int_eq(ms_spool_write(w, big, big_size - 1, err, sizeof(err)), 0);
+	ck_assert_int_eq(ms_spool_record_abort(w, err, sizeof(err)), 0);
+	add_record(w, big, big_size);
+	add_record(w, two, sizeof(two) - 1);
+	ck_assert_uint_eq(ms_spool_records(w), 3);
+	ck_assert(!ms_spool_batch_full(w));
+	ck_assert_uint_eq(count_dir("new"), 0);
+	ck_assert_msg(ms_spool_commit(&w, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_uint_eq(count_dir("tmp"), 0);
+
+	read_only_file(&entry, 1 << 20);
+	ck_assert_uint_eq(entry.version, 2);
+	ck_assert_uint_eq(entry.count, 3);
+	ck_assert_str_eq(entry.user, "u@x");
+	ck_assert_int_eq(entry.cls, MS_CLASS_HAM);
+	ck_assert_int_eq(ms_spool_next(&entry, err, sizeof(err)), 1);
+	ck_assert_uint_eq(entry.size, sizeof(one) - 1);
+	ck_assert(memcmp(entry.msg, one, entry.size) == 0);
+	ck_assert_int_eq(ms_spool_next(&entry, err, sizeof(err)), 1);
+	ck_assert_uint_eq(entry.size, big_size);
+	ck_assert(memcmp(entry.msg, big, big_size) == 0);
+	ck_assert_int_eq(ms_spool_next(&entry, err, sizeof(err)), 1);
+	ck_assert_uint_eq(entry.size, sizeof(two) - 1);
+	ck_assert(memcmp(entry.msg, two, entry.size) == 0);
+	ck_assert_int_eq(ms_spool_next(&entry, err, sizeof(err)), 0);
+	ms_spool_entry_free(&entry);
+	free(big);
+}
+END_TEST
+
+/* A single-message file is one ms_spool_next() too. */
+START_TEST(test_single_file_next)
+{
+	struct ms_spool_entry entry;
+	char err[256];
+
+	ck_assert_int_eq(ms_spool_submit(spool, "u", MS_CLASS_SPAM, "m", 1, err, sizeof(err)), 0);
+	read_only_file(&entry, 1 << 20);
+	ck_assert_uint_eq(entry.version, 1);
+	ck_assert_uint_eq(entry.count, 1);
+	ck_assert_int_eq(ms_spool_next(&entry, err, sizeof(err)), 1);
+	ck_assert_uint_eq(entry.size, 1);
+	ck_assert_int_eq(ms_spool_next(&entry, err, sizeof(err)), 0);
+	ms_spool_entry_free(&entry);
+}
+END_TEST
+
+/* Nothing to publish: no file; a rollback: no file either. */
+START_TEST(test_batch_empty_and_abort)
+{
+	struct ms_spool_writer *w;
+	char err[256];
+
+	ck_assert_int_eq(ms_spool_batch_begin(spool, "u", MS_CLASS_SPAM, &w, err, sizeof(err)), 0);
+	ck_assert_int_eq(ms_spool_commit(&w, err, sizeof(err)), 0);
+	ck_assert_ptr_null(w);
+	ck_assert_int_eq(ms_spool_batch_begin(spool, "u", MS_CLASS_SPAM, &w, err, sizeof(err)), 0);
+	add_record(w, "m", 1);
+	ck_assert_uint_eq(count_dir("tmp"), 1);
+	ms_spool_abort(&w);
+	ck_assert_uint_eq(count_dir("tmp") + count_dir("new"), 0);
+	/* records are for batches; a batch record needs a size */
+	ck_assert_int_eq(ms_spool_begin(spool, "u", MS_CLASS_SPAM, &w, err, sizeof(err)), 0);
+	ck_assert_int_eq(ms_spool_record_begin(w, 1, err, sizeof(err)), -1);
+	ms_spool_abort(&w);
+	ck_assert_int_eq(ms_spool_batch_begin(spool, "u", MS_CLASS_SPAM, &w, err, sizeof(err)), 0);
+	ck_assert_int_eq(ms_spool_record_begin(w, 0, err, sizeof(err)), -1);
+	ms_spool_abort(&w);
+}
+END_TEST
+
+/* Past MS_SPOOL_BATCH_ROLL a producer starts another file; the learner
+ * reads a batch bigger than one message may be. */
+START_TEST(test_batch_full_and_read_limit)
+{
+	const size_t chunk = 1 << 20;
+	struct ms_spool_writer *w;
+	struct ms_spool_entry entry;
+	char err[256], *buf;
+	size_t i, n = MS_SPOOL_BATCH_ROLL / chunk;
+
+	buf = calloc(1, chunk);
+	ck_assert_ptr_nonnull(buf);
+	ck_assert_int_eq(ms_spool_batch_begin(spool, "u", MS_CLASS_SPAM, &w, err, sizeof(err)), 0);
+	for (i = 0; i < n; i++) {
+		ck_assert(!ms_spool_batch_full(w));
+		add_record(w, buf, chunk);
+	}
+	ck_assert(ms_spool_batch_full(w));
+	ck_assert_int_eq(ms_spool_commit(&w, err, sizeof(err)), 0);
+	read_only_file(&entry, 1 << 20);
+	ck_assert_uint_eq(entry.count, n);
+	for (i = 0; i < n; i++)
+		ck_assert_int_eq(ms_spool_next(&entry, err, sizeof(err)), 1);
+	ck_assert_int_eq(ms_spool_next(&entry, err, sizeof(err)), 0);
+	ms_spool_entry_free(&entry);
+	free(buf);
+}
+END_TEST
+
+#define HDR2 MS_SPOOL_MAGIC_BATCH "\nX-Mailsift-User: u\nX-Mailsift-Class: spam\n"
+
+/* A batch whose header is sound reads OK; a broken record shows when
+ * ms_spool_next() reaches it, after the sound ones before it. */
+static void
+expect_bad_record(const char *name, const char *text, size_t len, unsigned int good,
+                  const char *why)
+{
+	struct ms_spool_entry entry;
+	char err[256];
+	unsigned int i;
+
+	write_new(name, text, len);
+	ck_assert_msg(ms_spool_read(spool, name, 1 << 20, &entry, err, sizeof(err)) ==
+	                      MS_SPOOL_READ_OK,
+	              "%s: %s", name, err);
+	for (i = 0; i < good; i++)
+		ck_assert_int_eq(ms_spool_next(&entry, err, sizeof(err)), 1);
+	ck_assert_int_eq(ms_spool_next(&entry, err, sizeof(err)), -1);
+	ck_assert_msg(strstr(err, why) != NULL, "%s: got \"%s\", want \"%s\"", name, err, why);
+	ms_spool_entry_free(&entry);
+	ck_assert_int_eq(ms_spool_reject(spool, name, err, sizeof(err)), 0);
+}
+
+#define BAD_RECORD(name, text, good, why) expect_bad_record(name, text, sizeof(text) - 1, good, why)
+
+START_TEST(test_batch_malformed)
+{
+	struct ms_spool_entry entry;
+	char err[256];
+
+	BAD("spam.1", HDR2 "\n1\na\n", "lacks X-Mailsift-Batch");
+	BAD("spam.2", HDR2 "X-Mailsift-Batch: 0\n\n", "bad X-Mailsift-Batch");
+	BAD("spam.3", HDR2 "X-Mailsift-Batch: x1\n\n1\na\n", "bad X-Mailsift-Batch");
+	BAD("spam.4", HDR2 "X-Mailsift-Batch: 99999999999\n\n1\na\n", "bad X-Mailsift-Batch");
+	BAD("spam.5", HDR2 "X-Mailsift-Batch: 1\nX-Mailsift-Batch: 1\n\n1\na\n", "duplicate");
+	BAD("spam.6", MS_SPOOL_MAGIC_BATCH "\nX-Mailsift-Batch: 1\n\n1\na\n", "lacks");
+	BAD("spam.7", "X-Mailsift-Spool: 3\nX-Mailsift-User: u\n\n", "not a spool file");
+	BAD_RECORD("spam.10", HDR2 "X-Mailsift-Batch: 2\n\n1\na\n5\nab", 1, "truncated");
+	BAD_RECORD("spam.11", HDR2 "X-Mailsift-Batch: 2\n\n1\na\n", 1, "bad length line");
+	BAD_RECORD("spam.12", HDR2 "X-Mailsift-Batch: 1\n\n1\na\nX", 1, "data after the last");
+	BAD_RECORD("spam.13", HDR2 "X-Mailsift-Batch: 1\n\n01\na\n", 0, "bad length line");
+	BAD_RECORD("spam.14", HDR2 "X-Mailsift-Batch: 1\n\n0\n\n", 0, "bad length line");
+	BAD_RECORD("spam.15", HDR2 "X-Mailsift-Batch: 1\n\n1\nab", 0, "truncated");
+	BAD_RECORD("spam.16", HDR2 "X-Mailsift-Batch: 1\n\n", 0, "message 1 of 1");
+	BAD_RECORD("spam.17", HDR2 "X-Mailsift-Batch: 1\n\n99999999999999999999999\na\n", 0,
+	           "bad length line");
+	BAD_RECORD("spam.18", HDR2 "X-Mailsift-Batch: 1\n\n18446744073709551615\na\n", 0,
+	           "bad length line");
+	ck_assert_uint_eq(count_dir("new"), 0);
+	/* zero-padded counts are what producers write */
+	write_new("spam.20", HDR2 "X-Mailsift-Batch: 0000000001\n\n2\nab\n",
+	          sizeof(HDR2 "X-Mailsift-Batch: 0000000001\n\n2\nab\n") - 1);
+	ck_assert_int_eq(ms_spool_read(spool, "spam.20", 1 << 20, &entry, err, sizeof(err)),
+	                 MS_SPOOL_READ_OK);
+	ck_assert_int_eq(ms_spool_next(&entry, err, sizeof(err)), 1);
+	ck_assert_uint_eq(entry.size, 2);
+	ck_assert_int_eq(ms_spool_next(&entry, err, sizeof(err)), 0);
+	ms_spool_entry_free(&entry);
 }
 END_TEST
 
@@ -245,24 +472,6 @@ START_TEST(test_missing_spool)
 	ck_assert(strstr(err, "/nonexistent/spool/tmp/") != NULL);
 }
 END_TEST
-
-/* Each malformed file is BAD with a reason, never OK, never a crash. */
-static void
-expect_bad(const char *name, const char *text, size_t len, const char *why)
-{
-	struct ms_spool_entry entry;
-	char err[256];
-
-	write_new(name, text, len);
-	ck_assert_int_eq(ms_spool_read(spool, name, 1 << 20, &entry, err, sizeof(err)),
-	                 MS_SPOOL_READ_BAD);
-	ck_assert_msg(strstr(err, why) != NULL, "%s: got \"%s\", want \"%s\"", name, err, why);
-	ck_assert_ptr_null(entry.data);
-	ck_assert_int_eq(ms_spool_reject(spool, name, err, sizeof(err)), 0);
-}
-
-#define BAD(name, text, why) expect_bad(name, text, sizeof(text) - 1, why)
-#define HDR                  MS_SPOOL_MAGIC "\n"
 
 START_TEST(test_malformed)
 {
@@ -390,7 +599,12 @@ spool_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_submit_and_read);
 	tcase_add_test(tc, test_chunks_commit_abort);
-	tcase_add_test(tc, test_finish_commit_many);
+	tcase_add_test(tc, test_commit_many);
+	tcase_add_test(tc, test_batch_write_read);
+	tcase_add_test(tc, test_single_file_next);
+	tcase_add_test(tc, test_batch_empty_and_abort);
+	tcase_add_test(tc, test_batch_full_and_read_limit);
+	tcase_add_test(tc, test_batch_malformed);
 	tcase_add_test(tc, test_write_fd);
 	tcase_add_test(tc, test_list_order_unique);
 	tcase_add_test(tc, test_bad_user);

@@ -91,19 +91,14 @@ spool_file_done(struct learnd *l, int next, const char *why)
 	return ret;
 }
 
-/* Learns the open file's next message. Returns 0 to go on, -1 to stop this
- * pass: the file stays and is read again from its start later, which the
- * store's digests make harmless. */
+/* Learns the current message of the open file. */
 static int
-spool_learn_next(struct learnd *l)
+spool_learn_message(struct learnd *l)
 {
 	struct ms_spool_entry *f = &l->file;
 	enum ms_learn_result result;
 	char err[512];
-	int next;
 
-	if ((next = ms_spool_next(f, err, sizeof(err))) <= 0)
-		return spool_file_done(l, next, err);
 	/* a single-message file was held to max_file_size by the read */
 	if (f->version == 2 && f->size > l->cfg->max_message_size) {
 		ms_log_error("spool: %s: message %u of %u: %zu bytes is over max_message_size: "
@@ -120,6 +115,27 @@ spool_learn_next(struct learnd *l)
 	ms_log_info("learn: user=%s class=%s size=%zu result=%s", f->user,
 	            ms_spool_class_name(f->cls), f->size, result_name(result));
 	return 0;
+}
+
+/* Learns the open file's next message. Returns 0 to go on, -1 to stop this
+ * pass: the file stays and is read again from its start later, which the
+ * store's digests make harmless. */
+static int
+spool_learn_next(struct learnd *l)
+{
+	struct ms_spool_entry *f = &l->file;
+	char err[512];
+	int next;
+
+	if ((next = ms_spool_next(f, err, sizeof(err))) <= 0)
+		return spool_file_done(l, next, err);
+	if (spool_learn_message(l) < 0)
+		return -1;
+	/* After the last message the file goes at once: a stop (SIGTERM)
+	   between two steps must not leave a learned file behind. */
+	if (f->index < f->count)
+		return 0;
+	return spool_file_done(l, ms_spool_next(f, err, sizeof(err)), err);
 }
 
 static void

@@ -39,22 +39,28 @@ batch_spool_failed(struct mailsift_batch *batch, const char *error)
 	batch->failed = TRUE;
 }
 
-/* Returns 0, or -1 with error set (the stream's or the spool's). */
+/* Copies the message's size bytes (its size lookup); returns 0, or -1 with
+ * error set (the stream's or the spool's). Stopping at size rather than at
+ * EOF saves a read per message; a stored message does not change, and a
+ * short one is caught by ms_spool_record_end(). */
 static int
-batch_copy_stream(struct mailsift_batch *batch, struct istream *input,
+batch_copy_stream(struct mailsift_batch *batch, struct istream *input, uoff_t left,
                   struct ms_spool_writer *writer, const char **error_r)
 {
 	const unsigned char *data;
 	char err[256];
 	size_t size;
 
-	while (i_stream_read_more(input, &data, &size) > 0) {
+	while (left > 0 && i_stream_read_more(input, &data, &size) > 0) {
+		if (size > left)
+			size = left;
 		if (ms_spool_write(writer, data, size, err, sizeof(err)) < 0) {
 			batch_spool_failed(batch, err);
 			*error_r = "spool write failed";
 			return -1;
 		}
 		i_stream_skip(input, size);
+		left -= size;
 	}
 	if (input->stream_errno != 0) {
 		*error_r = t_strdup_printf("read(%s): %s", i_stream_get_name(input),
@@ -104,7 +110,7 @@ batch_write_mail(struct mailsift_batch *batch, struct mail *mail, uoff_t size, e
 		*error_r = "spool write failed";
 		return -1;
 	}
-	if (batch_copy_stream(batch, input, writer, error_r) < 0) {
+	if (batch_copy_stream(batch, input, size, writer, error_r) < 0) {
 		if (ms_spool_record_abort(writer, err, sizeof(err)) < 0)
 			batch_spool_failed(batch, err);
 		return -1;

@@ -283,19 +283,19 @@ maildir_flags(unsigned int flags, char *buf)
 	buf[n] = '\0';
 }
 
-/* Carry out Sieve's decisions with the Maildir writer. A folder name the
- * Maildir cannot hold goes to INBOX, as Pigeonhole keeps a message it could
- * not file. */
+/* Carry out Sieve's decisions: link the staged message into each folder.
+ * A folder name the Maildir cannot hold goes to INBOX, as Pigeonhole keeps
+ * a message it could not file. Runs as the user. */
 static enum ms_deliver_status
-write_sieve_stores(struct ms_deliver *ctx, const struct ms_user *user,
-                   const struct ms_sieve_outcome *out, const struct ms_maildir_chunk *chunks,
-                   size_t count, struct ms_deliver_result *result)
+publish_stores(const struct ms_user *user, const struct ms_maildir_staged *staged,
+               const struct ms_sieve_outcome *out, const struct ms_maildir_chunk *chunks,
+               size_t count, struct ms_deliver_result *result)
 {
-	char flags[8], first[sizeof(result->path)] = "";
-	enum ms_deliver_status status = MS_DELIVER_OK;
+	char flags[8], first[sizeof(result->path)] = "", err[512];
+	enum ms_maildir_status status = MS_MAILDIR_OK;
 	unsigned int i;
 
-	for (i = 0; i < out->n_stores && status == MS_DELIVER_OK; i++) {
+	for (i = 0; i < out->n_stores && status == MS_MAILDIR_OK; i++) {
 		const char *folder = out->stores[i].fs_folder;
 
 		if (strcasecmp(folder, "INBOX") != 0 && !ms_path_safe_folder(folder)) {
@@ -305,13 +305,89 @@ write_sieve_stores(struct ms_deliver *ctx, const struct ms_user *user,
 			folder = "INBOX";
 		}
 		maildir_flags(out->stores[i].flags, flags);
-		status = write_message(ctx, user, folder, flags, out->stores[i].keywords, chunks,
-		                       count, result);
-		if (status == MS_DELIVER_OK && first[0] == '\0')
+		status = ms_maildir_publish(staged, folder, flags, out->stores[i].keywords, chunks,
+		                            count, result->path, sizeof(result->path), err,
+		                            sizeof(err));
+		if (status == MS_MAILDIR_OK && first[0] == '\0')
 			snprintf(first, sizeof(first), "%s", result->path);
 	}
-	if (status == MS_DELIVER_OK)
-		snprintf(result->path, sizeof(result->path), "%s", first);
+	if (status != MS_MAILDIR_OK) {
+		ms_log_error("%s: %s", user->name, err);
+		return set_result(result, maildir_status(status), err);
+	}
+	snprintf(result->path, sizeof(result->path), "%s", first);
+	return set_result(result, MS_DELIVER_OK, "delivered");
+}
+
+/* Write the message into the Maildir's tmp/ as the user (while the worker
+ * runs the scripts: the write and its fsync cost the delivery no time on
+ * top of Sieve's). */
+static enum ms_maildir_status
+stage_message(struct ms_deliver *ctx, const struct ms_user *user, const char *dir,
+              const struct ms_maildir_chunk *chunks, size_t count, struct ms_maildir_staged *staged,
+              char *err, size_t errlen)
+{
+	struct ms_privs saved;
+	enum ms_maildir_status status;
+
+	staged->tmp[0] = '\0';
+	if (ms_privs_become(user->uid, user->gid, &saved, err, errlen) < 0)
+		return MS_MAILDIR_TEMPFAIL;
+	status = ms_maildir_stage(dir, ctx->host, chunks, count, staged, err, errlen);
+	ms_privs_restore(&saved);
+	return status;
+}
+
+/* Remove what is left in tmp/ (nothing kept it, or Sieve failed). */
+static void
+drop_staged(const struct ms_user *user, struct ms_maildir_staged *staged)
+{
+	struct ms_privs saved;
+	char err[512];
+
+	if (staged->tmp[0] == '\0')
+		return;
+	if (ms_privs_become(user->uid, user->gid, &saved, err, sizeof(err)) < 0) {
+		ms_log_error("%s: %s (%s stays in tmp/)", user->name, err, staged->tmp);
+		return;
+	}
+	ms_maildir_unstage(staged);
+	ms_privs_restore(&saved);
+}
+
+/* What the outcome means for this delivery, the stores published. Takes the
+ * staged file away (a link in each folder remains). */
+static enum ms_deliver_status
+sieve_result(const struct ms_user *user, const struct ms_sieve_outcome *out,
+             struct ms_maildir_staged *staged, enum ms_maildir_status stage_status,
+             const char *stage_err, const struct ms_maildir_chunk *chunks, size_t count,
+             struct ms_deliver_result *result)
+{
+	enum ms_deliver_status status;
+	struct ms_privs saved;
+	char err[512];
+
+	if (out->status == MS_SIEVE_TEMPFAIL) {
+		ms_log_error("%s: sieve: %s", user->name, out->reason);
+		status = set_result(result, MS_DELIVER_TEMPFAIL, "sieve: temporary failure");
+	} else if (out->status == MS_SIEVE_REJECT) {
+		ms_log_info("%s: sieve: rejected: %s", user->name, out->reason);
+		status = set_result(result, MS_DELIVER_REJECTED, out->reason);
+	} else if (out->n_stores == 0) {
+		ms_log_info("%s: sieve: discarded", user->name);
+		status = set_result(result, MS_DELIVER_OK, "discarded by sieve");
+	} else if (stage_status != MS_MAILDIR_OK) {
+		ms_log_error("%s: %s", user->name, stage_err);
+		status = set_result(result, maildir_status(stage_status), stage_err);
+	} else if (ms_privs_become(user->uid, user->gid, &saved, err, sizeof(err)) < 0) {
+		ms_log_error("%s: %s", user->name, err);
+		status = set_result(result, MS_DELIVER_TEMPFAIL, err);
+	} else {
+		status = publish_stores(user, staged, out, chunks, count, result);
+		ms_maildir_unstage(staged);
+		ms_privs_restore(&saved);
+	}
+	drop_staged(user, staged);
 	return status;
 }
 
@@ -333,13 +409,11 @@ join_chunks(const struct ms_maildir_chunk *chunks, size_t count, size_t *size_r)
 	return buf;
 }
 
-/* Runs the user's Sieve scripts on the message as it will be stored (with
- * mailsift's headers) and writes what they decide. Returns 0 when no script
- * applies (the caller delivers as usual), 1 when *status_r is the outcome. */
+/* Hands the message to the Sieve worker. Returns 0, or -1 with result set. */
 static int
-sieve_deliver(struct ms_deliver *ctx, const struct ms_envelope *env, const struct ms_user *user,
-              const struct ms_maildir_chunk *chunks, size_t count, struct ms_deliver_result *result,
-              enum ms_deliver_status *status_r)
+sieve_send(struct ms_deliver *ctx, const struct ms_envelope *env, const struct ms_user *user,
+           const char *home, const struct ms_maildir_chunk *chunks, size_t count,
+           struct ms_deliver_result *result)
 {
 	const struct ms_config *cfg = ctx->cfg;
 	const struct ms_sieve_settings set = {
@@ -347,47 +421,78 @@ sieve_deliver(struct ms_deliver *ctx, const struct ms_envelope *env, const struc
 	        cfg->sendmail_path, cfg->postmaster_address, cfg->hostname,     MS_SIEVE_DUP_MAX,
 	};
 	struct ms_sieve_request req;
-	struct ms_sieve_outcome *out;
-	char dir[1024], err[512];
 	unsigned char *msg;
+	char err[512];
 	int ret;
 
-	if (user_maildir(ctx, user, dir, sizeof(dir), err, sizeof(err)) < 0)
-		snprintf(dir, sizeof(dir), "%s", user->home);
-	if (!ms_sieve_has_scripts(&set, user->home[0] != '\0' ? user->home : dir))
-		return 0;
 	memset(&req, 0, sizeof(req));
 	req.user = user->name;
-	req.home = user->home[0] != '\0' ? user->home : dir;
+	req.home = home;
 	req.sender = env->sender != NULL ? env->sender : "";
 	req.rcpt = env->rcpt;
 	req.orig_rcpt = env->orig_rcpt;
 	req.mailbox = env->mailbox != NULL && env->mailbox[0] != '\0' ? env->mailbox : NULL;
-	if ((out = malloc(sizeof(*out))) == NULL ||
-	    (msg = join_chunks(chunks, count, &req.msg_size)) == NULL) {
+	if ((msg = join_chunks(chunks, count, &req.msg_size)) == NULL) {
+		set_result(result, MS_DELIVER_TEMPFAIL, "out of memory");
+		return -1;
+	}
+	req.msg = msg;
+	ret = ms_sieve_client_send(ctx->sieve, &set, &req, user->uid, user->gid, err, sizeof(err));
+	free(msg);
+	if (ret < 0) {
+		ms_log_error("%s: %s", user->name, err);
+		set_result(result, MS_DELIVER_TEMPFAIL, err);
+	}
+	return ret;
+}
+
+/* Runs the user's Sieve scripts on the message as it will be stored (with
+ * mailsift's headers) and stores what they decide. Returns 0 when no script
+ * applies (the caller delivers as usual), 1 when *status_r is the outcome. */
+static int
+sieve_deliver(struct ms_deliver *ctx, const struct ms_envelope *env, const struct ms_user *user,
+              const struct ms_maildir_chunk *chunks, size_t count, struct ms_deliver_result *result,
+              enum ms_deliver_status *status_r)
+{
+	const struct ms_sieve_settings scripts = {.script = ctx->cfg->sieve,
+	                                          .before = ctx->cfg->sieve_before,
+	                                          .after = ctx->cfg->sieve_after};
+	struct ms_maildir_staged *staged;
+	struct ms_sieve_outcome *out;
+	enum ms_maildir_status stage_status;
+	char dir[1024], err[512], stage_err[512];
+	const char *home;
+	bool have_dir;
+
+	have_dir = user_maildir(ctx, user, dir, sizeof(dir), err, sizeof(err)) == 0;
+	home = user->home[0] != '\0' ? user->home : (have_dir ? dir : "");
+	if (!ms_sieve_has_scripts(&scripts, home))
+		return 0;
+	if (!have_dir) {
+		ms_log_error("%s: %s", user->name, err);
+		*status_r = set_result(result, MS_DELIVER_TEMPFAIL, err);
+		return 1;
+	}
+	if ((out = malloc(sizeof(*out))) == NULL || (staged = malloc(sizeof(*staged))) == NULL) {
 		free(out);
 		*status_r = set_result(result, MS_DELIVER_TEMPFAIL, "out of memory");
 		return 1;
 	}
-	req.msg = msg;
-	ret = ms_sieve_client_run(ctx->sieve, &set, &req, user->uid, user->gid, out, err,
-	                          sizeof(err));
-	free(msg);
-	if (ret < 0) {
-		ms_log_error("%s: %s", user->name, err);
-		*status_r = set_result(result, MS_DELIVER_TEMPFAIL, err);
-	} else if (out->status == MS_SIEVE_TEMPFAIL) {
-		ms_log_error("%s: sieve: %s", user->name, out->reason);
-		*status_r = set_result(result, MS_DELIVER_TEMPFAIL, "sieve: temporary failure");
-	} else if (out->status == MS_SIEVE_REJECT) {
-		ms_log_info("%s: sieve: rejected: %s", user->name, out->reason);
-		*status_r = set_result(result, MS_DELIVER_REJECTED, out->reason);
-	} else if (out->n_stores == 0) {
-		ms_log_info("%s: sieve: discarded", user->name);
-		*status_r = set_result(result, MS_DELIVER_OK, "discarded by sieve");
+	if (sieve_send(ctx, env, user, home, chunks, count, result) < 0) {
+		*status_r = result->status;
 	} else {
-		*status_r = write_sieve_stores(ctx, user, out, chunks, count, result);
+		stage_status = stage_message(ctx, user, dir, chunks, count, staged, stage_err,
+		                             sizeof(stage_err));
+		if (ms_sieve_client_receive(ctx->sieve, out, err, sizeof(err)) < 0) {
+			ms_log_error("%s: %s", user->name, err);
+			*status_r = set_result(result, MS_DELIVER_TEMPFAIL, err);
+			drop_staged(user, staged);
+		} else {
+			*status_r = sieve_result(user, out, staged, stage_status, stage_err, chunks,
+			                         count, result);
+		}
 	}
+	free(staged);
 	free(out);
 	return 1;
 }

@@ -296,13 +296,11 @@ open_tmp(const char *dir, const char *fdir, const char *host, char *base_r, size
 	return -1;
 }
 
-/* Write, fsync and close fd (always closed), then publish tmp as new
- * (in new/, or cur/ when the message carries flags). */
+/* Write, fsync and close fd (always closed). */
 static enum ms_maildir_status
-store(int fd, const char *tmp, const char *new, const char *dir, const char *fdir, const char *sub,
-      const struct ms_maildir_chunk *chunks, size_t count, char *err, size_t errlen)
+write_tmp(int fd, const char *tmp, const struct ms_maildir_chunk *chunks, size_t count, char *err,
+          size_t errlen)
 {
-	char newdir[PATH_MAX], failed[PATH_MAX];
 	enum ms_maildir_status status;
 
 	if (write_chunks(fd, chunks, count) < 0 || fsync(fd) < 0) {
@@ -313,20 +311,75 @@ store(int fd, const char *tmp, const char *new, const char *dir, const char *fdi
 	/* NFS reports write errors at close */
 	if (close(fd) < 0)
 		return fail(err, errlen, "close", tmp);
+	return MS_MAILDIR_OK;
+}
+
+/* Make the entry new (just renamed or linked into fdir/sub) durable; if it
+ * cannot be, take it back: the MTA will retry. */
+static enum ms_maildir_status
+sync_new(const char *new, const char *fdir, const char *sub, char *err, size_t errlen)
+{
+	char newdir[PATH_MAX];
+	enum ms_maildir_status status;
+
+	if ((size_t)snprintf(newdir, sizeof(newdir), "%s/%s", fdir, sub) >= sizeof(newdir) ||
+	    ms_fsync_dir(newdir) < 0) {
+		status = fail(err, errlen, "fsync", newdir);
+		(void)unlink(new);
+		return status;
+	}
+	return MS_MAILDIR_OK;
+}
+
+/* Publish the written tmp as new (in new/, or cur/ when the message carries
+ * flags). */
+static enum ms_maildir_status
+store(const char *tmp, const char *new, const char *dir, const char *fdir, const char *sub,
+      char *err, size_t errlen)
+{
+	char failed[PATH_MAX];
+
 	if (rename(tmp, new) < 0) {
 		/* new/ removed under us: recreate it once */
 		if (errno != ENOENT || make_maildir(dir, fdir, failed, sizeof(failed)) < 0 ||
 		    rename(tmp, new) < 0)
 			return fail(err, errlen, "rename to", new);
 	}
-	if ((size_t)snprintf(newdir, sizeof(newdir), "%s/%s", fdir, sub) >= sizeof(newdir) ||
-	    ms_fsync_dir(newdir) < 0) {
-		/* not durable: take it back, the MTA will retry */
-		status = fail(err, errlen, "fsync", newdir);
-		(void)unlink(new);
-		return status;
+	return sync_new(new, fdir, sub, err, errlen);
+}
+
+/* The directory of folder (NULL or "INBOX": the Maildir dir itself). */
+static int
+folder_dir(const char *dir, const char *folder, char *fdir, size_t fdirlen, char *err,
+           size_t errlen)
+{
+	if (folder == NULL || strcasecmp(folder, "INBOX") == 0)
+		snprintf(fdir, fdirlen, "%s", dir);
+	else if (!ms_path_safe_folder(folder) ||
+	         (size_t)snprintf(fdir, fdirlen, "%s/.%s", dir, folder) >= fdirlen)
+		return ms_error(err, errlen, "unusable folder name \"%.64s\"", folder);
+	return 0;
+}
+
+/* fdir/new/<base>,S=,W= or, with flags or keywords, fdir/cur/<base>,S=,W=:2,<info>
+ * (what Dovecot names a saved message). *sub_r: "new" or "cur". */
+static int
+final_name(const char *fdir, const char *base, size_t size, size_t vsize, const char *flags,
+           const char *keywords, char *new, size_t newlen, const char **sub_r)
+{
+	char info[64], letters[MS_MAILDIR_KEYWORDS_MAX + 1], kwerr[256];
+
+	/* a keyword the folder cannot record costs the keyword, not the mail */
+	if (ms_maildir_keyword_letters(fdir, keywords, letters, kwerr, sizeof(kwerr)) < 0)
+		letters[0] = '\0';
+	snprintf(info, sizeof(info), "%.20s%s", flags, letters);
+	*sub_r = info[0] == '\0' ? "new" : "cur";
+	if ((size_t)snprintf(new, newlen, "%s/%s/%s,S=%zu,W=%zu%s%s", fdir, *sub_r, base, size,
+	                     vsize, info[0] == '\0' ? "" : ":2,", info) >= newlen) {
+		errno = ENAMETOOLONG;
+		return -1;
 	}
-	return MS_MAILDIR_OK;
+	return 0;
 }
 
 enum ms_maildir_status
@@ -345,40 +398,92 @@ ms_maildir_deliver_flags(const char *dir, const char *folder, const char *escape
                          size_t pathlen, char *err, size_t errlen)
 {
 	char fdir[PATH_MAX], base[NAME_MAX + 1], tmp[PATH_MAX], new[PATH_MAX], failed[PATH_MAX];
-	char info[64], letters[MS_MAILDIR_KEYWORDS_MAX + 1], kwerr[256];
 	enum ms_maildir_status status;
 	const char *sub;
 	size_t size, vsize;
 	int fd;
 
-	if (folder == NULL || strcasecmp(folder, "INBOX") == 0)
-		snprintf(fdir, sizeof(fdir), "%s", dir);
-	else if (!ms_path_safe_folder(folder) ||
-	         (size_t)snprintf(fdir, sizeof(fdir), "%s/.%s", dir, folder) >= sizeof(fdir)) {
-		snprintf(err, errlen, "unusable folder name \"%.64s\"", folder);
+	if (folder_dir(dir, folder, fdir, sizeof(fdir), err, errlen) < 0)
 		return MS_MAILDIR_TEMPFAIL;
-	}
 	ms_maildir_sizes(chunks, count, &size, &vsize);
 	fd = open_tmp(dir, fdir, escaped_host, base, sizeof(base), tmp, sizeof(tmp), failed,
 	              sizeof(failed));
 	if (fd < 0)
 		return fail(err, errlen, "create", failed);
-	/* a keyword the folder cannot record costs the keyword, not the mail */
-	if (ms_maildir_keyword_letters(fdir, keywords, letters, kwerr, sizeof(kwerr)) < 0)
-		letters[0] = '\0';
-	snprintf(info, sizeof(info), "%.20s%s", flags, letters);
-	sub = info[0] == '\0' ? "new" : "cur";
-	if ((size_t)snprintf(new, sizeof(new), "%s/%s/%s,S=%zu,W=%zu%s%s", fdir, sub, base, size,
-	                     vsize, info[0] == '\0' ? "" : ":2,", info) >= sizeof(new)) {
-		errno = ENAMETOOLONG;
+	if (final_name(fdir, base, size, vsize, flags, keywords, new, sizeof(new), &sub) < 0) {
 		status = fail(err, errlen, "name in", fdir);
 		(void)close(fd);
-	} else
-		status = store(fd, tmp, new, dir, fdir, sub, chunks, count, err, errlen);
+	} else if ((status = write_tmp(fd, tmp, chunks, count, err, errlen)) == MS_MAILDIR_OK)
+		status = store(tmp, new, dir, fdir, sub, err, errlen);
 	if (status != MS_MAILDIR_OK) {
 		(void)unlink(tmp);
 		return status;
 	}
 	snprintf(path_r, pathlen, "%s", new);
 	return MS_MAILDIR_OK;
+}
+
+enum ms_maildir_status
+ms_maildir_stage(const char *dir, const char *escaped_host, const struct ms_maildir_chunk *chunks,
+                 size_t count, struct ms_maildir_staged *st, char *err, size_t errlen)
+{
+	char failed[PATH_MAX];
+	enum ms_maildir_status status;
+	int fd;
+
+	st->tmp[0] = '\0';
+	if ((size_t)snprintf(st->dir, sizeof(st->dir), "%s", dir) >= sizeof(st->dir) ||
+	    (size_t)snprintf(st->host, sizeof(st->host), "%s", escaped_host) >= sizeof(st->host)) {
+		errno = ENAMETOOLONG;
+		return fail(err, errlen, "create in", dir);
+	}
+	ms_maildir_sizes(chunks, count, &st->size, &st->vsize);
+	fd = open_tmp(dir, dir, escaped_host, st->base, sizeof(st->base), st->tmp, sizeof(st->tmp),
+	              failed, sizeof(failed));
+	if (fd < 0) {
+		st->tmp[0] = '\0';
+		return fail(err, errlen, "create", failed);
+	}
+	if ((status = write_tmp(fd, st->tmp, chunks, count, err, errlen)) != MS_MAILDIR_OK)
+		ms_maildir_unstage(st);
+	return status;
+}
+
+enum ms_maildir_status
+ms_maildir_publish(const struct ms_maildir_staged *st, const char *folder, const char *flags,
+                   const char *keywords, const struct ms_maildir_chunk *chunks, size_t count,
+                   char *path_r, size_t pathlen, char *err, size_t errlen)
+{
+	char fdir[PATH_MAX], new[PATH_MAX], failed[PATH_MAX];
+	enum ms_maildir_status status;
+	const char *sub;
+
+	if (folder_dir(st->dir, folder, fdir, sizeof(fdir), err, errlen) < 0)
+		return MS_MAILDIR_TEMPFAIL;
+	/* a folder fileinto :create makes: before its dovecot-keywords */
+	if (strcmp(fdir, st->dir) != 0 && access(fdir, F_OK) < 0 &&
+	    make_maildir(st->dir, fdir, failed, sizeof(failed)) < 0)
+		return fail(err, errlen, "create", failed);
+	if (final_name(fdir, st->base, st->size, st->vsize, flags, keywords, new, sizeof(new),
+	               &sub) < 0)
+		return fail(err, errlen, "name in", fdir);
+	if (link(st->tmp, new) < 0 &&
+	    (errno != ENOENT || make_maildir(st->dir, fdir, failed, sizeof(failed)) < 0 ||
+	     link(st->tmp, new) < 0)) {
+		/* no hard links here (or another file system): a copy */
+		return ms_maildir_deliver_flags(st->dir, folder, st->host, flags, keywords, chunks,
+		                                count, path_r, pathlen, err, errlen);
+	}
+	if ((status = sync_new(new, fdir, sub, err, errlen)) != MS_MAILDIR_OK)
+		return status;
+	snprintf(path_r, pathlen, "%s", new);
+	return MS_MAILDIR_OK;
+}
+
+void
+ms_maildir_unstage(struct ms_maildir_staged *st)
+{
+	if (st->tmp[0] != '\0')
+		(void)unlink(st->tmp);
+	st->tmp[0] = '\0';
 }

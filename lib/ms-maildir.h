@@ -2,6 +2,7 @@
 #define MS_MAILDIR_H
 
 #include <stdbool.h>
+#include <limits.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -54,5 +55,34 @@ enum ms_maildir_status ms_maildir_deliver_flags(const char *dir, const char *fol
                                                 const struct ms_maildir_chunk *chunks, size_t count,
                                                 char *path_r, size_t pathlen, char *err,
                                                 size_t errlen);
+
+/* A message written and fsync'd into a Maildir's tmp/, not yet in any
+ * folder: the delivery writes it while Sieve decides where it goes, then
+ * links it into each folder chosen. */
+struct ms_maildir_staged {
+	char dir[PATH_MAX];
+	char host[NAME_MAX + 1];
+	char tmp[PATH_MAX]; /* "": nothing staged */
+	char base[NAME_MAX + 1];
+	size_t size, vsize;
+};
+
+/* Write chunks into dir/tmp/ (creating the Maildir if missing), fsync'd.
+ * On failure nothing is left in tmp/ and err says why. */
+enum ms_maildir_status ms_maildir_stage(const char *dir, const char *escaped_host,
+                                        const struct ms_maildir_chunk *chunks, size_t count,
+                                        struct ms_maildir_staged *st, char *err, size_t errlen);
+
+/* Publish the staged message in folder, as ms_maildir_deliver_flags would
+ * have stored chunks (the same bytes): a hard link, the directory fsync'd.
+ * Where a link cannot be made it writes a copy from chunks. The staged file
+ * stays for the next folder until ms_maildir_unstage(). */
+enum ms_maildir_status ms_maildir_publish(const struct ms_maildir_staged *st, const char *folder,
+                                          const char *flags, const char *keywords,
+                                          const struct ms_maildir_chunk *chunks, size_t count,
+                                          char *path_r, size_t pathlen, char *err, size_t errlen);
+
+/* Remove the staged tmp/ file (after publishing, or when nothing is kept). */
+void ms_maildir_unstage(struct ms_maildir_staged *st);
 
 #endif

@@ -5,12 +5,14 @@
 #include <grp.h>
 #include <poll.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -24,24 +26,65 @@ struct ms_sieve_client {
 	int fd;
 	uid_t uid;
 	gid_t gid;
+	time_t deadline; /* of the request in progress; 0: none */
 };
 
+/* Sends iov[] whole with as few sendmsg() calls as the socket allows: one
+ * per request normally, so the worker wakes up once. */
 static int
-write_all(int fd, const void *data, size_t size)
+send_iov(int fd, struct iovec *iov, int iovcnt)
 {
-	const unsigned char *p = data;
+	struct msghdr msg;
+	ssize_t ret;
 
-	while (size > 0) {
-		ssize_t ret = send(fd, p, size, MSG_NOSIGNAL);
-
+	while (iovcnt > 0) {
+		memset(&msg, 0, sizeof(msg));
+		msg.msg_iov = iov;
+		msg.msg_iovlen = (size_t)iovcnt;
+		ret = sendmsg(fd, &msg, MSG_NOSIGNAL);
 		if (ret < 0 && errno == EINTR)
 			continue;
-		if (ret <= 0)
+		if (ret < 0)
 			return -1;
-		p += ret;
-		size -= (size_t)ret;
+		while (iovcnt > 0 && (size_t)ret >= iov->iov_len) {
+			ret -= (ssize_t)iov->iov_len;
+			iov++;
+			iovcnt--;
+		}
+		if (iovcnt > 0) {
+			iov->iov_base = (char *)iov->iov_base + ret;
+			iov->iov_len -= (size_t)ret;
+		}
 	}
 	return 0;
+}
+
+/* Waits until fd is readable; deadline 0 means wait forever. Returns 0, or
+ * -1 on error or timeout (errno ETIMEDOUT). */
+static int
+wait_readable(int fd, time_t deadline)
+{
+	struct pollfd pfd = {fd, POLLIN, 0};
+	int ret;
+
+	if (deadline == 0)
+		return 0; /* the read itself blocks */
+	for (;;) {
+		time_t now = time(NULL);
+
+		if (now >= deadline) {
+			errno = ETIMEDOUT;
+			return -1;
+		}
+		ret = poll(&pfd, 1, (int)(deadline - now) * 1000);
+		if (ret > 0)
+			return 0;
+		if (ret == 0)
+			errno = ETIMEDOUT;
+		else if (errno == EINTR)
+			continue;
+		return -1;
+	}
 }
 
 /* Reads exactly size bytes; deadline 0 means wait forever. Returns 1, 0 on
@@ -53,27 +96,10 @@ read_all(int fd, void *data, size_t size, time_t deadline)
 	size_t done = 0;
 
 	while (done < size) {
-		struct pollfd pfd = {fd, POLLIN, 0};
-		int timeout = -1, ret;
 		ssize_t n;
 
-		if (deadline != 0) {
-			time_t now = time(NULL);
-
-			if (now >= deadline) {
-				errno = ETIMEDOUT;
-				return -1;
-			}
-			timeout = (int)(deadline - now) * 1000;
-		}
-		ret = poll(&pfd, 1, timeout);
-		if (ret < 0 && errno == EINTR)
-			continue;
-		if (ret <= 0) {
-			if (ret == 0)
-				errno = ETIMEDOUT;
+		if (wait_readable(fd, deadline) < 0)
 			return -1;
-		}
 		n = read(fd, p + done, size - done);
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -88,6 +114,9 @@ read_all(int fd, void *data, size_t size, time_t deadline)
 	return 1;
 }
 
+/* A request is a header (magic, dup_max, the length of each field or
+ * UINT32_MAX for NULL) and the fields, each followed by a NUL, in one
+ * message: the worker reads it with two read()s. */
 int
 ms_sieve_proto_write_request(int fd, const struct ms_sieve_settings *set,
                              const struct ms_sieve_request *req)
@@ -98,22 +127,34 @@ ms_sieve_proto_write_request(int fd, const struct ms_sieve_settings *set,
 	        req->rcpt,       req->orig_rcpt,  req->mailbox, NULL,
 	};
 	uint32_t head[2 + MS_SIEVE_PROTO_FIELDS];
+	struct iovec iov[2 + 2 * MS_SIEVE_PROTO_FIELDS];
 	unsigned int i;
+	int n = 0;
 
-	head[0] = MS_SIEVE_PROTO_REQUEST;
-	head[1] = set->dup_max;
-	for (i = 0; i + 1 < MS_SIEVE_PROTO_FIELDS; i++)
-		head[2 + i] = fields[i] == NULL ? UINT32_MAX : (uint32_t)strlen(fields[i]);
 	if (req->msg_size > MS_SIEVE_MAX_REQUEST)
 		return -1;
-	head[2 + MS_SIEVE_PROTO_FIELDS - 1] = (uint32_t)req->msg_size;
-	if (write_all(fd, head, sizeof(head)) < 0)
-		return -1;
-	for (i = 0; i + 1 < MS_SIEVE_PROTO_FIELDS; i++) {
-		if (fields[i] != NULL && write_all(fd, fields[i], head[2 + i]) < 0)
-			return -1;
+	head[0] = MS_SIEVE_PROTO_REQUEST;
+	head[1] = set->dup_max;
+	iov[n++] = (struct iovec){head, sizeof(head)};
+	for (i = 0; i < MS_SIEVE_PROTO_FIELDS; i++) {
+		const void *data = i + 1 < MS_SIEVE_PROTO_FIELDS ? (const void *)fields[i]
+		                                                 : (const void *)req->msg;
+		size_t len = i + 1 < MS_SIEVE_PROTO_FIELDS
+		                     ? (fields[i] == NULL ? 0 : strlen(fields[i]))
+		                     : req->msg_size;
+
+		if (data == NULL) {
+			head[2 + i] = UINT32_MAX;
+			continue;
+		}
+		head[2 + i] = (uint32_t)len;
+		/* the NUL after a string field is its own; the message gets one */
+		iov[n++] =
+		        (struct iovec){(void *)data, i + 1 < MS_SIEVE_PROTO_FIELDS ? len + 1 : len};
+		if (i + 1 == MS_SIEVE_PROTO_FIELDS)
+			iov[n++] = (struct iovec){(void *)"", 1};
 	}
-	return write_all(fd, req->msg, req->msg_size);
+	return send_iov(fd, iov, n);
 }
 
 int
@@ -138,15 +179,18 @@ ms_sieve_proto_read_request(int fd, struct ms_sieve_settings *set, struct ms_sie
 	}
 	if (total > MS_SIEVE_MAX_REQUEST + 64 * 1024 || (buf = malloc(total + 1)) == NULL)
 		return -1;
+	if (read_all(fd, buf, total, 0) <= 0) {
+		free(buf);
+		return -1;
+	}
 	for (i = 0, p = buf; i < MS_SIEVE_PROTO_FIELDS; i++) {
 		fields[i] = NULL;
 		if (head[2 + i] == UINT32_MAX)
 			continue;
-		if (read_all(fd, p, head[2 + i], 0) <= 0) {
+		if (p[head[2 + i]] != '\0') {
 			free(buf);
 			return -1;
 		}
-		p[head[2 + i]] = '\0';
 		fields[i] = p;
 		p += head[2 + i] + 1;
 	}
@@ -179,14 +223,63 @@ ms_sieve_proto_read_request(int fd, struct ms_sieve_settings *set, struct ms_sie
 	return 1;
 }
 
+#define MS_SIEVE_REPLY_MIN offsetof(struct ms_sieve_outcome, stores)
+
+/* A reply is magic, size and the first size bytes of the outcome: the
+ * stores it uses, not all MS_SIEVE_MAX_STORES. */
 int
 ms_sieve_proto_write_reply(int fd, const struct ms_sieve_outcome *out)
 {
-	uint32_t magic = MS_SIEVE_PROTO_REPLY;
+	unsigned int n = out->n_stores > MS_SIEVE_MAX_STORES ? MS_SIEVE_MAX_STORES : out->n_stores;
+	uint32_t head[2] = {MS_SIEVE_PROTO_REPLY,
+	                    (uint32_t)(MS_SIEVE_REPLY_MIN + n * sizeof(out->stores[0]))};
+	struct iovec iov[2] = {{head, sizeof(head)}, {(void *)out, head[1]}};
 
-	if (write_all(fd, &magic, sizeof(magic)) < 0)
+	return send_iov(fd, iov, 2);
+}
+
+/* Reads one reply into out. Returns 1, or -1 (errno EPROTO: not a reply). */
+static int
+read_reply(int fd, struct ms_sieve_outcome *out, time_t deadline)
+{
+	uint32_t head[2];
+	size_t done = 0, want = sizeof(head) + sizeof(*out);
+
+	while (done < want) {
+		struct iovec iov[2];
+		int n = 0;
+		ssize_t ret;
+
+		if (done < sizeof(head))
+			iov[n++] = (struct iovec){(char *)head + done, sizeof(head) - done};
+		iov[n++] = done < sizeof(head)
+		                   ? (struct iovec){out, want - sizeof(head)}
+		                   : (struct iovec){(char *)out + done - sizeof(head), want - done};
+		if (wait_readable(fd, deadline) < 0)
+			return -1;
+		ret = readv(fd, iov, n);
+		if (ret < 0 && errno == EINTR)
+			continue;
+		if (ret <= 0) {
+			if (ret == 0)
+				errno = EPIPE;
+			return -1;
+		}
+		done += (size_t)ret;
+		if (done < sizeof(head) || want != sizeof(head) + sizeof(*out))
+			continue;
+		if (head[0] != MS_SIEVE_PROTO_REPLY || head[1] < MS_SIEVE_REPLY_MIN ||
+		    head[1] > sizeof(*out) || done > sizeof(head) + head[1]) {
+			errno = EPROTO;
+			return -1;
+		}
+		want = sizeof(head) + head[1];
+	}
+	if (out->n_stores > (head[1] - MS_SIEVE_REPLY_MIN) / sizeof(out->stores[0])) {
+		errno = EPROTO;
 		return -1;
-	return write_all(fd, out, sizeof(*out));
+	}
+	return 1;
 }
 
 static bool
@@ -320,27 +413,44 @@ worker_failed(struct ms_sieve_client *client, int saved_errno, char *err, size_t
 }
 
 int
-ms_sieve_client_run(struct ms_sieve_client *client, const struct ms_sieve_settings *set,
-                    const struct ms_sieve_request *req, uid_t uid, gid_t gid,
-                    struct ms_sieve_outcome *out, char *err, size_t errlen)
+ms_sieve_client_send(struct ms_sieve_client *client, const struct ms_sieve_settings *set,
+                     const struct ms_sieve_request *req, uid_t uid, gid_t gid, char *err,
+                     size_t errlen)
 {
-	uint32_t magic;
-	time_t deadline;
-
 	if (client->pid > 0 && getuid() == 0 && (client->uid != uid || client->gid != gid))
 		(void)stop_worker(client, 0);
 	if (client->pid <= 0 && start_worker(client, uid, gid, err, errlen) < 0)
 		return -1;
-	deadline = client->timeout_secs == 0 ? 0 : time(NULL) + client->timeout_secs;
-	if (ms_sieve_proto_write_request(client->fd, set, req) < 0 ||
-	    read_all(client->fd, &magic, sizeof(magic), deadline) <= 0 ||
-	    magic != MS_SIEVE_PROTO_REPLY ||
-	    read_all(client->fd, out, sizeof(*out), deadline) <= 0) {
+	client->deadline = client->timeout_secs == 0 ? 0 : time(NULL) + client->timeout_secs;
+	if (ms_sieve_proto_write_request(client->fd, set, req) < 0) {
+		worker_failed(client, errno, err, errlen);
+		return -1;
+	}
+	return 0;
+}
+
+int
+ms_sieve_client_receive(struct ms_sieve_client *client, struct ms_sieve_outcome *out, char *err,
+                        size_t errlen)
+{
+	if (client->fd < 0) {
+		snprintf(err, errlen, "sieve worker: no request in progress");
+		return -1;
+	}
+	if (read_reply(client->fd, out, client->deadline) < 0) {
 		worker_failed(client, errno, err, errlen);
 		return -1;
 	}
 	out->reason[sizeof(out->reason) - 1] = '\0';
-	if (out->n_stores > MS_SIEVE_MAX_STORES)
-		out->n_stores = MS_SIEVE_MAX_STORES;
 	return 0;
+}
+
+int
+ms_sieve_client_run(struct ms_sieve_client *client, const struct ms_sieve_settings *set,
+                    const struct ms_sieve_request *req, uid_t uid, gid_t gid,
+                    struct ms_sieve_outcome *out, char *err, size_t errlen)
+{
+	if (ms_sieve_client_send(client, set, req, uid, gid, err, errlen) < 0)
+		return -1;
+	return ms_sieve_client_receive(client, out, err, errlen);
 }

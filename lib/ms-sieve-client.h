@@ -23,6 +23,15 @@ int ms_sieve_client_run(struct ms_sieve_client *client, const struct ms_sieve_se
                         const struct ms_sieve_request *req, uid_t uid, gid_t gid,
                         struct ms_sieve_outcome *out, char *err, size_t errlen);
 
+/* ms_sieve_client_run in two halves, so the caller can work while Sieve
+ * runs (the delivery writes the message into tmp/ meanwhile). Every
+ * successful send must be followed by one receive. Same returns. */
+int ms_sieve_client_send(struct ms_sieve_client *client, const struct ms_sieve_settings *set,
+                         const struct ms_sieve_request *req, uid_t uid, gid_t gid, char *err,
+                         size_t errlen);
+int ms_sieve_client_receive(struct ms_sieve_client *client, struct ms_sieve_outcome *out, char *err,
+                            size_t errlen);
+
 /* Wire format between client and worker (same build, same host). */
 #define MS_SIEVE_PROTO_REQUEST 0x4d535231u /* "MSR1" */
 #define MS_SIEVE_PROTO_REPLY   0x4d534f31u /* "MSO1" */

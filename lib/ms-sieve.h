@@ -40,10 +40,11 @@ enum ms_sieve_status {
 struct ms_sieve_outcome {
 	enum ms_sieve_status status;
 	unsigned int n_stores;
-	struct ms_sieve_store stores[MS_SIEVE_MAX_STORES];
 	unsigned int n_sent; /* redirects and vacation replies handed to sendmail */
 	bool script_error;   /* a script failed; the failure keep took over */
 	char reason[512];    /* reject reason, or what went wrong */
+	/* last: the worker sends only the n_stores used */
+	struct ms_sieve_store stores[MS_SIEVE_MAX_STORES];
 };
 
 /* What one delivery's Sieve run needs to know, all strings. */

@@ -242,6 +242,52 @@ START_TEST(test_tmp_leftover)
 }
 END_TEST
 
+START_TEST(test_stage_publish)
+{
+	const char *text = "Subject: s\r\n\r\nbody\r\n";
+	struct ms_maildir_chunk chunk = {(const unsigned char *)text, strlen(text)};
+	struct ms_maildir_staged st;
+	char path[1024], err[256], dir[512], name[256];
+	size_t size;
+
+	ck_assert_int_eq(ms_maildir_stage(maildir, "h", &chunk, 1, &st, err, sizeof(err)),
+	                 MS_MAILDIR_OK);
+	/* staged: in tmp/, in no folder */
+	ck_assert_int_eq(count_files(maildir, "tmp", NULL, 0), 1);
+	ck_assert_int_eq(count_files(maildir, "new", NULL, 0), 0);
+	ck_assert_int_eq(ms_maildir_publish(&st, "INBOX", "", NULL, &chunk, 1, path, sizeof(path),
+	                                    err, sizeof(err)),
+	                 MS_MAILDIR_OK);
+	ck_assert_str_eq(read_all(path, &size), "Subject: s\n\nbody\n");
+	ck_assert_int_eq(count_files(maildir, "new", name, sizeof(name)), 1);
+	ck_assert_msg(strstr(name, ",S=17,W=20") != NULL, "%s", name);
+	/* a second folder, made on the way, flags in cur/ */
+	ck_assert_int_eq(ms_maildir_publish(&st, "Lists.x", "FS", NULL, &chunk, 1, path,
+	                                    sizeof(path), err, sizeof(err)),
+	                 MS_MAILDIR_OK);
+	snprintf(dir, sizeof(dir), "%s/.Lists.x", maildir);
+	ck_assert_int_eq(count_files(dir, "cur", name, sizeof(name)), 1);
+	ck_assert_msg(strstr(name, ",S=17,W=20:2,FS") != NULL, "%s", name);
+	ck_assert_str_eq(read_all(path, &size), "Subject: s\n\nbody\n");
+	ck_assert_int_eq(ms_maildir_publish(&st, "../x", "", NULL, &chunk, 1, path, sizeof(path),
+	                                    err, sizeof(err)),
+	                 MS_MAILDIR_TEMPFAIL);
+	/* the staged file gone (no hard link possible): a copy from the chunks */
+	ck_assert_int_eq(unlink(st.tmp), 0);
+	ck_assert_int_eq(ms_maildir_publish(&st, "Junk", "", NULL, &chunk, 1, path, sizeof(path),
+	                                    err, sizeof(err)),
+	                 MS_MAILDIR_OK);
+	ck_assert_str_eq(read_all(path, &size), "Subject: s\n\nbody\n");
+	ck_assert_int_eq(ms_maildir_stage(maildir, "h", &chunk, 1, &st, err, sizeof(err)),
+	                 MS_MAILDIR_OK);
+	ck_assert_int_eq(count_files(maildir, "tmp", NULL, 0), 1);
+	ms_maildir_unstage(&st);
+	ms_maildir_unstage(&st);
+	ck_assert_int_eq(count_files(maildir, "tmp", NULL, 0), 0);
+	ck_assert_int_eq(count_files(maildir, "new", NULL, 0), 1);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -257,6 +303,7 @@ main(void)
 	tcase_add_test(tc, test_write_fails);
 	tcase_add_test(tc, test_new_not_a_dir);
 	tcase_add_test(tc, test_tmp_leftover);
+	tcase_add_test(tc, test_stage_publish);
 	suite_add_tcase(s, tc);
 	return ms_test_run(s);
 }

@@ -96,6 +96,31 @@ START_TEST(test_selection)
 }
 END_TEST
 
+START_TEST(test_defaults_evidence)
+{
+	/* s = 0.3, x = 0.55, min_dev = 0.46, 100 learns of each class: a token
+	 * takes part only when seen in at least 4 messages of one class and
+	 * (almost) never in the other (doc/classifier.md) */
+	struct ms_token_counts counts[] = {
+	        {.spam = 3, .ham = 0},  /* f = 3.165 / 3.3 = 0.9591: left out */
+	        {.spam = 4, .ham = 0},  /* f = 4.165 / 4.3 = 0.9686 */
+	        {.spam = 0, .ham = 4},  /* f = 0.165 / 4.3 = 0.0384 */
+	        {.spam = 0, .ham = 3},  /* f = 0.165 / 3.3 = 0.05: left out */
+	        {.spam = 20, .ham = 1}, /* f = 20.165 / 21.3 = 0.9467: left out */
+	};
+	double f1 = 4.165 / 4.3, f2 = 0.165 / 4.3, score;
+	unsigned int used;
+
+	ck_assert_int_eq(ms_classify(&ms_classify_defaults, counts, 5, 100, 100, &score, &used), 0);
+	ck_assert_uint_eq(used, 2);
+	/* k = 16: statistics divided by 16, dof 2 * ceil(2 / 16) = 2, so
+	 * H = (f1 f2)^(1/16) and S = ((1 - f1)(1 - f2))^(1/16) */
+	ck_assert_close(score,
+	                (1 + pow(f1 * f2, 1.0 / 16) - pow((1 - f1) * (1 - f2), 1.0 / 16)) / 2,
+	                1e-12);
+}
+END_TEST
+
 START_TEST(test_extremes)
 {
 	struct ms_token_counts *counts = calloc(5000, sizeof(*counts));
@@ -130,6 +155,7 @@ main(void)
 	tcase_add_test(tc, test_chi2q);
 	tcase_add_test(tc, test_combine);
 	tcase_add_test(tc, test_selection);
+	tcase_add_test(tc, test_defaults_evidence);
 	tcase_add_test(tc, test_extremes);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);

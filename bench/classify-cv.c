@@ -12,7 +12,8 @@
  * 1% false positives (the operating region of a filter that files mail
  * away), and the spam_threshold that keeps the false positives at or under
  * 0.1% in both partitions. doc/classifier.md has the figures.
- * usage: classify-cv CORPUS  (the spamassassin/ folder) */
+ * usage: classify-cv CORPUS [EVERY]  (the spamassassin/ folder; EVERY > 1
+ * keeps only every EVERY-th training message, to see a smaller site) */
 #include "ms-classify.h"
 #include "ms-tokenize.h"
 
@@ -385,13 +386,13 @@ main(int argc, char **argv)
 	const char *const *dirs[2] = {ham_dirs, spam_dirs};
 	struct message *msgs = NULL;
 	uint64_t learned[2] = {0, 0};
-	size_t i, n = 0, nfiles;
+	size_t i, n = 0, nfiles, every = argc > 2 ? strtoul(argv[2], NULL, 10) : 1;
 	const char *top;
 	char **paths;
 	int cls;
 
-	if (argc != 2) {
-		fprintf(stderr, "usage: classify-cv CORPUS\n");
+	if (argc < 2 || argc > 3 || every < 1) {
+		fprintf(stderr, "usage: classify-cv CORPUS [EVERY]\n");
 		return 1;
 	}
 	top = argv[1];
@@ -400,7 +401,7 @@ main(int argc, char **argv)
 		if ((msgs = realloc(msgs, (n + nfiles / 2 + 1) * sizeof(*msgs))) == NULL)
 			die("realloc");
 		/* the training half: even positions */
-		for (i = 0; i < nfiles; i += 2, n++) {
+		for (i = 0; i < nfiles; i += 2 * every, n++) {
 			tokenize_file(top, paths[i], &msgs[n]);
 			msgs[n].is_spam = cls;
 			count(&msgs[n], 1, learned);

@@ -8,7 +8,7 @@
 const struct ms_classify_params ms_classify_defaults = {
         .s = 0.3,
         .x = 0.55,
-        .min_dev = 0.46,
+        .min_dev = 0.375,
         .max_tokens = 0,
         .tokens_per_dof = 16,
 };

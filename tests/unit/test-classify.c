@@ -98,20 +98,19 @@ END_TEST
 
 START_TEST(test_defaults_evidence)
 {
-	/* s = 0.3, x = 0.55, min_dev = 0.46, 100 learns of each class: a token
-	 * takes part only when seen in at least 4 messages of one class and
-	 * (almost) never in the other (doc/classifier.md) */
+	/* s = 0.3, x = 0.55, min_dev = 0.375, 100 learns of each class: a
+	 * token seen once takes part when it was spam, not when it was ham
+	 * (doc/classifier.md) */
 	struct ms_token_counts counts[] = {
-	        {.spam = 3, .ham = 0},  /* f = 3.165 / 3.3 = 0.9591: left out */
-	        {.spam = 4, .ham = 0},  /* f = 4.165 / 4.3 = 0.9686 */
-	        {.spam = 0, .ham = 4},  /* f = 0.165 / 4.3 = 0.0384 */
-	        {.spam = 0, .ham = 3},  /* f = 0.165 / 3.3 = 0.05: left out */
-	        {.spam = 20, .ham = 1}, /* f = 20.165 / 21.3 = 0.9467: left out */
+	        {.spam = 1, .ham = 0}, /* f = 1.165 / 1.3 = 0.8962 */
+	        {.spam = 0, .ham = 1}, /* f = 0.165 / 1.3 = 0.1269: left out */
+	        {.spam = 0, .ham = 2}, /* f = 0.165 / 2.3 = 0.0717 */
+	        {.spam = 3, .ham = 1}, /* f = 3.165 / 4.3 = 0.7360: left out */
 	};
-	double f1 = 4.165 / 4.3, f2 = 0.165 / 4.3, score;
+	double f1 = 1.165 / 1.3, f2 = 0.165 / 2.3, score;
 	unsigned int used;
 
-	ck_assert_int_eq(ms_classify(&ms_classify_defaults, counts, 5, 100, 100, &score, &used), 0);
+	ck_assert_int_eq(ms_classify(&ms_classify_defaults, counts, 4, 100, 100, &score, &used), 0);
 	ck_assert_uint_eq(used, 2);
 	/* k = 16: statistics divided by 16, dof 2 * ceil(2 / 16) = 2, so
 	 * H = (f1 f2)^(1/16) and S = ((1 - f1)(1 - f2))^(1/16) */

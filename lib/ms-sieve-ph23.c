@@ -47,6 +47,7 @@
 
 #define MS_SIEVE_MAX_USER_ERRORS 10
 #define MS_SIEVE_MAX_SCRIPTS     3
+#define MS_SIEVE_CACHED_USERS    8
 
 struct ms_sieve_global {
 	struct mail_storage_service_ctx *storage_service;
@@ -64,13 +65,14 @@ struct ms_sieve_run_ctx {
 	const char *user_script; /* expanded path of the user's script */
 	const char *personal;    /* "file:DIR;active=SCRIPT" for include */
 	const char *dup_path;
+	struct ms_sieve_cached_script *scripts; /* the instance's compiled ones */
 };
 
-/* The worker serves delivery after delivery: the Sieve instance and the
- * compiled scripts stay while the user and the settings stay the same, and a
- * script is compiled again only when its file changes (path + mtime, size,
- * inode). Another user gets a fresh instance, as Dovecot makes one per
- * delivery. */
+/* The worker serves delivery after delivery: each user's Sieve instance
+ * and compiled scripts stay for the user's next delivery while the settings
+ * stay the same, and a script is compiled again only when its file changes
+ * (path + mtime, size, inode). The MS_SIEVE_CACHED_USERS users served last
+ * are kept; the next one replaces the least recently served. */
 struct ms_sieve_cached_script {
 	char *path;
 	struct stat st;
@@ -83,11 +85,13 @@ struct ms_sieve_cache {
 	struct ms_sieve_run_ctx ctx; /* the instance's callback context */
 	char *personal, *user_script, *dup_path, *hostname;
 	struct ms_sieve_cached_script scripts[MS_SIEVE_MAX_SCRIPTS];
+	unsigned long last_used;
 };
 
-static struct ms_sieve_cache ms_sieve_cache;
+static struct ms_sieve_cache ms_sieve_cache[MS_SIEVE_CACHED_USERS];
+static unsigned long ms_sieve_cache_clock;
 
-static void ms_sieve_cache_clear(void);
+static void ms_sieve_cache_clear(struct ms_sieve_cache *c);
 
 struct ms_sieve_smtp {
 	pool_t pool;
@@ -161,7 +165,8 @@ ms_sieve_deinit(void)
 {
 	struct ms_sieve_global *g = &ms_sieve_global;
 
-	ms_sieve_cache_clear();
+	for (unsigned int i = 0; i < MS_SIEVE_CACHED_USERS; i++)
+		ms_sieve_cache_clear(&ms_sieve_cache[i]);
 	if (g->raw_user != NULL)
 		mail_user_unref(&g->raw_user);
 	if (g->dovecot_user != NULL)
@@ -563,14 +568,13 @@ ms_sieve_cached_script_clear(struct ms_sieve_cached_script *cs)
 	i_free(cs->path);
 }
 
-/* The compiled script for slot i, from the cache while its file is
+/* The compiled script for slot cs, from the cache while its file is
  * unchanged. NULL: missing or broken (*broken_r). */
 static struct sieve_binary *
-ms_sieve_cached_open(unsigned int i, struct sieve_instance *svinst, const char *path,
-                     struct sieve_error_handler *ehandler, enum sieve_compile_flags flags,
-                     bool *broken_r)
+ms_sieve_cached_open(struct ms_sieve_cached_script *cs, struct sieve_instance *svinst,
+                     const char *path, struct sieve_error_handler *ehandler,
+                     enum sieve_compile_flags flags, bool *broken_r)
 {
-	struct ms_sieve_cached_script *cs = &ms_sieve_cache.scripts[i];
 	struct stat st;
 
 	*broken_r = FALSE;
@@ -677,7 +681,7 @@ ms_sieve_run_scripts(struct ms_sieve_run_ctx *ctx, struct sieve_instance *svinst
 			                                        MS_SIEVE_MAX_USER_ERRORS);
 			eh = user_eh;
 		}
-		scripts[count].sbin = ms_sieve_cached_open(i, svinst, paths[i], eh,
+		scripts[count].sbin = ms_sieve_cached_open(&ctx->scripts[i], svinst, paths[i], eh,
 		                                           i == 1 ? SIEVE_COMPILE_FLAG_NOGLOBAL : 0,
 		                                           &script_broken);
 		if (scripts[count].sbin == NULL) {
@@ -740,9 +744,8 @@ ms_sieve_run_scripts(struct ms_sieve_run_ctx *ctx, struct sieve_instance *svinst
 }
 
 static void
-ms_sieve_cache_clear(void)
+ms_sieve_cache_clear(struct ms_sieve_cache *c)
 {
-	struct ms_sieve_cache *c = &ms_sieve_cache;
 	unsigned int i;
 
 	for (i = 0; i < MS_SIEVE_MAX_SCRIPTS; i++)
@@ -765,18 +768,38 @@ ms_sieve_cache_key(const struct ms_sieve_settings *set, const struct ms_sieve_re
 	                       set->hostname);
 }
 
+/* The cached entry for key, or the one to replace: an empty one, else the
+ * least recently used. */
+static struct ms_sieve_cache *
+ms_sieve_cache_find(const char *key)
+{
+	struct ms_sieve_cache *c, *victim = &ms_sieve_cache[0];
+	unsigned int i;
+
+	for (i = 0; i < MS_SIEVE_CACHED_USERS; i++) {
+		c = &ms_sieve_cache[i];
+		if (c->svinst != NULL && strcmp(c->key, key) == 0)
+			return c;
+		if (victim->svinst != NULL &&
+		    (c->svinst == NULL || c->last_used < victim->last_used))
+			victim = c;
+	}
+	return victim;
+}
+
 /* The Sieve instance for this user and these settings: the cached one, or
  * a new one. NULL if Pigeonhole cannot start. */
-static struct sieve_instance *
+static struct ms_sieve_cache *
 ms_sieve_instance(const struct ms_sieve_settings *set, const struct ms_sieve_request *req)
 {
-	struct ms_sieve_cache *c = &ms_sieve_cache;
 	struct sieve_environment svenv;
 	const char *key = ms_sieve_cache_key(set, req), *script_dir;
+	struct ms_sieve_cache *c = ms_sieve_cache_find(key);
 
+	c->last_used = ++ms_sieve_cache_clock;
 	if (c->svinst != NULL && strcmp(c->key, key) == 0)
-		return c->svinst;
-	ms_sieve_cache_clear();
+		return c;
+	ms_sieve_cache_clear(c);
 	c->key = i_strdup(key);
 	c->user_script = i_strdup(ms_sieve_expand_home(set->script, req->home));
 	script_dir = ms_sieve_expand_home(set->script_dir, req->home);
@@ -799,18 +822,21 @@ ms_sieve_instance(const struct ms_sieve_settings *set, const struct ms_sieve_req
 	c->ctx.user_script = c->user_script;
 	c->ctx.personal = c->personal;
 	c->ctx.dup_path = c->dup_path;
+	c->ctx.scripts = c->scripts;
 	c->svinst = sieve_init(&svenv, &ms_sieve_callbacks, &c->ctx, FALSE);
-	if (c->svinst == NULL)
-		ms_sieve_cache_clear();
-	return c->svinst;
+	if (c->svinst == NULL) {
+		ms_sieve_cache_clear(c);
+		return NULL;
+	}
+	return c;
 }
 
 void
 ms_sieve_run(const struct ms_sieve_settings *set, const struct ms_sieve_request *req,
              struct ms_sieve_outcome *out)
 {
-	struct ms_sieve_run_ctx *ctx = &ms_sieve_cache.ctx;
-	struct sieve_instance *svinst;
+	struct ms_sieve_run_ctx *ctx;
+	struct ms_sieve_cache *c;
 	struct mail_raw *mailr;
 	struct istream *input;
 
@@ -821,19 +847,20 @@ ms_sieve_run(const struct ms_sieve_settings *set, const struct ms_sieve_request 
 	io_loop_time_refresh();
 	T_BEGIN
 	{
-		svinst = ms_sieve_instance(set, req);
-		if (svinst == NULL) {
+		c = ms_sieve_instance(set, req);
+		if (c == NULL) {
 			out->status = MS_SIEVE_TEMPFAIL;
 			i_strocpy(out->reason, "sieve_init failed", sizeof(out->reason));
 		} else {
 			/* this request's data behind the instance's context */
+			ctx = &c->ctx;
 			ctx->set = set;
 			ctx->req = req;
 			ctx->out = out;
 			input = i_stream_create_from_data(req->msg, req->msg_size);
 			mailr = mail_raw_open_stream(ms_sieve_global.raw_user, input);
 			i_stream_unref(&input);
-			ms_sieve_run_scripts(ctx, svinst, mailr->mail, ms_sieve_cache.hostname);
+			ms_sieve_run_scripts(ctx, c->svinst, mailr->mail, c->hostname);
 			mail_raw_close(&mailr);
 		}
 	}

@@ -45,12 +45,16 @@ setup(void)
 
 	ms_test_mkdtemp(root, sizeof(root), "sieve");
 	ck_assert_int_eq(chmod(root, 0755), 0);
-	snprintf(path, sizeof(path), "%s/home", root);
-	ck_assert_int_eq(mkdir(path, 0755), 0);
-	if (geteuid() == 0)
-		ck_assert_int_eq(chown(path, TEST_UID, TEST_UID), 0);
-	snprintf(users, sizeof(users), "user@example.test:{PLAIN}x:%d:%d::%s/home::\n", TEST_UID,
-	         TEST_UID, root);
+	for (int i = 0; i < 2; i++) {
+		snprintf(path, sizeof(path), "%s/home%s", root, i == 0 ? "" : "2");
+		ck_assert_int_eq(mkdir(path, 0755), 0);
+		if (geteuid() == 0)
+			ck_assert_int_eq(chown(path, TEST_UID, TEST_UID), 0);
+	}
+	snprintf(users, sizeof(users),
+	         "user@example.test:{PLAIN}x:%d:%d::%s/home::\n"
+	         "other@example.test:{PLAIN}x:%d:%d::%s/home2::\n",
+	         TEST_UID, TEST_UID, root, TEST_UID, TEST_UID, root);
 	write_file("users", users, 0644);
 	snprintf(path, sizeof(path), "#!/bin/sh\n{ echo \"$*\"; cat; } > %s/home/sent\n", root);
 	write_file("sendmail", path, 0755);
@@ -82,9 +86,9 @@ teardown(void)
 }
 
 static enum ms_deliver_status
-deliver(struct ms_deliver_result *result)
+deliver_to(const char *rcpt, struct ms_deliver_result *result)
 {
-	const struct ms_envelope env = {"a@example.org", "user@example.test", NULL, NULL};
+	const struct ms_envelope env = {"a@example.org", rcpt, NULL, NULL};
 	const struct ms_message msg = {(const unsigned char *)msg_text, sizeof(msg_text) - 1};
 
 	if (ctx == NULL)
@@ -92,9 +96,15 @@ deliver(struct ms_deliver_result *result)
 	return ms_deliver_message(ctx, &env, &msg, NULL, result);
 }
 
-/* Names of the files in ROOT/home/Maildir/SUB, space-separated. */
+static enum ms_deliver_status
+deliver(struct ms_deliver_result *result)
+{
+	return deliver_to("user@example.test", result);
+}
+
+/* Names of the files in ROOT/HOME/Maildir/SUB, space-separated. */
 static const char *
-files_in(const char *sub)
+files_in_home(const char *home, const char *sub)
 {
 	static char names[4096];
 	char path[512];
@@ -102,7 +112,7 @@ files_in(const char *sub)
 	DIR *dir;
 
 	names[0] = '\0';
-	snprintf(path, sizeof(path), "%s/home/Maildir/%s", root, sub);
+	snprintf(path, sizeof(path), "%s/%s/Maildir/%s", root, home, sub);
 	if ((dir = opendir(path)) == NULL)
 		return names;
 	while ((d = readdir(dir)) != NULL) {
@@ -113,6 +123,22 @@ files_in(const char *sub)
 	}
 	closedir(dir);
 	return names;
+}
+
+static const char *
+files_in(const char *sub)
+{
+	return files_in_home("home", sub);
+}
+
+static unsigned int
+count_words(const char *names)
+{
+	unsigned int n = 0;
+
+	for (; *names != '\0'; names++)
+		n += *names == ' ';
+	return n;
 }
 
 START_TEST(test_fileinto_with_flags)
@@ -158,6 +184,32 @@ START_TEST(test_edited_script_is_recompiled)
 }
 END_TEST
 
+START_TEST(test_users_take_turns)
+{
+	struct ms_deliver_result result;
+
+	/* the worker keeps several users' compiled scripts: each delivery runs
+	 * its own user's, also after an edit while the other user was served */
+	write_file("home/.dovecot.sieve", "require \"fileinto\";\nfileinto \"A\";\n", 0644);
+	write_file("home2/.dovecot.sieve", "require \"fileinto\";\nfileinto \"B\";\n", 0644);
+	ck_assert_int_eq(deliver(&result), MS_DELIVER_OK);
+	ck_assert_int_eq(deliver_to("other@example.test", &result), MS_DELIVER_OK);
+	ck_assert_int_eq(deliver(&result), MS_DELIVER_OK);
+	/* another length: an edit within the timestamps' granularity shows too */
+	write_file("home2/.dovecot.sieve", "require \"fileinto\";\nfileinto \"Cee\";\n", 0644);
+	ck_assert_int_eq(deliver(&result), MS_DELIVER_OK);
+	ck_assert_int_eq(deliver_to("other@example.test", &result), MS_DELIVER_OK);
+	ck_assert_int_eq(count_words(files_in(".A/new")), 3);
+	ck_assert_int_eq(count_words(files_in_home("home2", ".B/new")), 1);
+	ck_assert_int_eq(count_words(files_in_home("home2", ".Cee/new")), 1);
+	ck_assert_str_eq(files_in_home("home2", ".A/new"), "");
+	ck_assert_str_eq(files_in(".B/new"), "");
+	/* the message written while Sieve ran is linked, not left in tmp/ */
+	ck_assert_str_eq(files_in("tmp"), "");
+	ck_assert_str_eq(files_in_home("home2", "tmp"), "");
+}
+END_TEST
+
 START_TEST(test_reject)
 {
 	struct ms_deliver_result result;
@@ -166,6 +218,7 @@ START_TEST(test_reject)
 	ck_assert_int_eq(deliver(&result), MS_DELIVER_REJECTED);
 	ck_assert_str_eq(result.reason, "go away");
 	ck_assert_str_eq(files_in("new"), "");
+	ck_assert_str_eq(files_in("tmp"), "");
 }
 END_TEST
 
@@ -176,6 +229,7 @@ START_TEST(test_discard)
 	write_file("home/.dovecot.sieve", "discard;\n", 0644);
 	ck_assert_int_eq(deliver(&result), MS_DELIVER_OK);
 	ck_assert_str_eq(files_in("new"), "");
+	ck_assert_str_eq(files_in("tmp"), "");
 }
 END_TEST
 
@@ -258,6 +312,7 @@ main(void)
 	tcase_add_test(tc, test_fileinto_with_flags);
 	tcase_add_test(tc, test_copy_to_two_folders);
 	tcase_add_test(tc, test_edited_script_is_recompiled);
+	tcase_add_test(tc, test_users_take_turns);
 	tcase_add_test(tc, test_reject);
 	tcase_add_test(tc, test_discard);
 	tcase_add_test(tc, test_broken_script_keeps_and_logs);

@@ -25,6 +25,9 @@ struct ms_spool_writer {
 	enum ms_class cls;
 	bool batch;
 	bool in_record;
+	/* A write failed part-way: what is on disk is unknown, so the file
+	   can only be dropped. */
+	bool broken;
 	unsigned int records;
 	off_t count_offset; /* where the header's count digits are */
 	off_t size;         /* the file's length, buffered bytes included */
@@ -149,10 +152,17 @@ open_tmp(struct ms_spool_writer *w, const char *spool_dir, char *err, size_t err
 }
 
 static int
+writer_failed(struct ms_spool_writer *w, char *err, size_t errlen)
+{
+	w->broken = true;
+	return ms_error(err, errlen, "write(%s): %s", w->tmp_path, strerror(errno));
+}
+
+static int
 writer_flush(struct ms_spool_writer *w, char *err, size_t errlen)
 {
 	if (w->buf_len > 0 && write_all(w->fd, w->buf, w->buf_len) < 0)
-		return ms_error(err, errlen, "write(%s): %s", w->tmp_path, strerror(errno));
+		return writer_failed(w, err, errlen);
 	w->buf_len = 0;
 	return 0;
 }
@@ -160,11 +170,13 @@ writer_flush(struct ms_spool_writer *w, char *err, size_t errlen)
 static int
 writer_out(struct ms_spool_writer *w, const void *data, size_t size, char *err, size_t errlen)
 {
+	if (w->broken)
+		return ms_error(err, errlen, "%s: an earlier write failed", w->tmp_path);
 	if (w->buf_len + size > sizeof(w->buf) && writer_flush(w, err, errlen) < 0)
 		return -1;
 	if (size >= sizeof(w->buf)) {
 		if (write_all(w->fd, data, size) < 0)
-			return ms_error(err, errlen, "write(%s): %s", w->tmp_path, strerror(errno));
+			return writer_failed(w, err, errlen);
 	} else {
 		memcpy(w->buf + w->buf_len, data, size);
 		w->buf_len += size;
@@ -191,6 +203,7 @@ writer_start(const char *spool_dir, const char *user, enum ms_class cls, bool ba
 	w->cls = cls;
 	w->batch = batch;
 	w->in_record = false;
+	w->broken = false;
 	w->records = 0;
 	w->size = 0;
 	w->buf_len = 0;
@@ -279,17 +292,21 @@ ms_spool_record_abort(struct ms_spool_writer *w, char *err, size_t errlen)
 {
 	off_t flushed = w->size - (off_t)w->buf_len;
 
-	if (!w->in_record)
+	if (!w->in_record && !w->broken)
 		return 0;
 	w->in_record = false;
+	if (w->broken)
+		return ms_error(err, errlen, "%s: an earlier write failed", w->tmp_path);
 	if (w->rec_start >= flushed) {
 		w->buf_len = (size_t)(w->rec_start - flushed);
 	} else {
 		w->buf_len = 0;
 		if (ftruncate(w->fd, w->rec_start) < 0 ||
-		    lseek(w->fd, w->rec_start, SEEK_SET) != w->rec_start)
+		    lseek(w->fd, w->rec_start, SEEK_SET) != w->rec_start) {
+			w->broken = true;
 			return ms_error(err, errlen, "truncate(%s): %s", w->tmp_path,
 			                strerror(errno));
+		}
 	}
 	w->size = w->rec_start;
 	return 0;

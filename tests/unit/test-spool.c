@@ -4,9 +4,11 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -312,6 +314,43 @@ START_TEST(test_batch_empty_and_abort)
 }
 END_TEST
 
+/* A write that fails part-way (here: over RLIMIT_FSIZE) breaks the batch:
+ * nothing more goes in, the commit fails and leaves no file. */
+START_TEST(test_batch_write_failure)
+{
+	struct rlimit old, small = {.rlim_cur = 200000, .rlim_max = 0};
+	struct ms_spool_writer *w;
+	char err[256], *buf;
+	void (*old_handler)(int);
+	size_t i;
+	int ret = 0;
+
+	buf = calloc(1, 70000);
+	ck_assert_ptr_nonnull(buf);
+	ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &old), 0);
+	small.rlim_max = old.rlim_max;
+	old_handler = signal(SIGXFSZ, SIG_IGN);
+	ck_assert_int_eq(ms_spool_batch_begin(spool, "u", MS_CLASS_SPAM, &w, err, sizeof(err)), 0);
+	ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &small), 0);
+	for (i = 0; i < 5 && ret == 0; i++) {
+		if ((ret = ms_spool_record_begin(w, 70000, err, sizeof(err))) == 0 &&
+		    (ret = ms_spool_write(w, buf, 70000, err, sizeof(err))) == 0)
+			ret = ms_spool_record_end(w, err, sizeof(err));
+	}
+	ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &old), 0);
+	signal(SIGXFSZ, old_handler);
+	ck_assert_int_eq(ret, -1);
+	ck_assert_msg(strstr(err, "write(") != NULL, "%s", err);
+	ck_assert_int_eq(ms_spool_record_abort(w, err, sizeof(err)), -1);
+	ck_assert_int_eq(ms_spool_record_begin(w, 1, err, sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, "an earlier write failed"));
+	ck_assert_int_eq(ms_spool_commit(&w, err, sizeof(err)), -1);
+	ck_assert_ptr_null(w);
+	ck_assert_uint_eq(count_dir("tmp") + count_dir("new"), 0);
+	free(buf);
+}
+END_TEST
+
 /* Past MS_SPOOL_BATCH_ROLL a producer starts another file; the learner
  * reads a batch bigger than one message may be. */
 START_TEST(test_batch_full_and_read_limit)
@@ -603,6 +642,7 @@ spool_suite(void)
 	tcase_add_test(tc, test_batch_write_read);
 	tcase_add_test(tc, test_single_file_next);
 	tcase_add_test(tc, test_batch_empty_and_abort);
+	tcase_add_test(tc, test_batch_write_failure);
 	tcase_add_test(tc, test_batch_full_and_read_limit);
 	tcase_add_test(tc, test_batch_malformed);
 	tcase_add_test(tc, test_write_fd);

@@ -120,17 +120,23 @@ static int
 cmd_classify(struct ms_filter *filter, const char *list_path)
 {
 	struct message_list list;
+	struct ms_filter_message *msgs;
 	struct ms_verdict *verdicts;
 	double start, secs;
 	size_t i;
 
 	load_list(list_path, &list);
-	if ((verdicts = calloc(list.count + 1, sizeof(*verdicts))) == NULL)
+	verdicts = calloc(list.count + 1, sizeof(*verdicts));
+	msgs = calloc(list.count + 1, sizeof(*msgs));
+	if (verdicts == NULL || msgs == NULL)
 		die("out of memory");
+	for (i = 0; i < list.count; i++) {
+		msgs[i].data = list.items[i].data;
+		msgs[i].size = list.items[i].size;
+	}
 	start = now();
-	for (i = 0; i < list.count; i++)
-		ms_filter_classify(filter, NULL, list.items[i].data, list.items[i].size,
-		                   &verdicts[i]);
+	/* pipelined, as mailsift classify FILE... does */
+	ms_filter_classify_many(filter, NULL, msgs, list.count, verdicts);
 	secs = now() - start;
 	for (i = 0; i < list.count; i++) {
 		printf("%s\t%.6f\t%s\n", list.items[i].path, verdicts[i].score,

@@ -14,7 +14,10 @@
 #include <sysexits.h>
 #include <unistd.h>
 
-/* One buffer for every file of a run. */
+/* classify reads this many files, then classifies them pipelined */
+#define CLI_BATCH 16
+
+/* Buffers reused for every file of a run. */
 struct msg_buf {
 	unsigned char *data;
 	size_t size, cap;
@@ -24,7 +27,7 @@ struct cli {
 	struct ms_config cfg;
 	struct ms_filter *filter;
 	const char *user; /* NULL: the shared statistics */
-	struct msg_buf buf;
+	struct msg_buf bufs[CLI_BATCH];
 };
 
 static void
@@ -78,7 +81,7 @@ read_fd(int fd, struct msg_buf *buf, size_t max)
 }
 
 static int
-read_message(struct cli *cli, const char *path)
+read_message(struct cli *cli, const char *path, struct msg_buf *buf)
 {
 	int fd, ret;
 
@@ -88,11 +91,11 @@ read_message(struct cli *cli, const char *path)
 		fprintf(stderr, "mailsift: %s: %s\n", path, strerror(errno));
 		return -1;
 	}
-	ret = read_fd(fd, &cli->buf, cli->cfg.max_message_size);
+	ret = read_fd(fd, buf, cli->cfg.max_message_size);
 	if (ret < 0)
 		fprintf(stderr, "mailsift: %s: %s\n", path,
 		        errno == EFBIG ? "larger than max_message_size" : strerror(errno));
-	else if (cli->buf.size == 0) {
+	else if (buf->size == 0) {
 		fprintf(stderr, "mailsift: %s: empty message\n", path);
 		ret = -1;
 	}
@@ -113,12 +116,12 @@ cmd_learn(struct cli *cli, int argc, char **argv)
 	if (argc < 2 || ms_spool_class_parse(argv[0], &cls) < 0)
 		usage();
 	for (i = 1; i < argc; i++) {
-		if (read_message(cli, argv[i]) < 0) {
+		if (read_message(cli, argv[i], &cli->bufs[0]) < 0) {
 			failed++;
 			continue;
 		}
-		if (ms_filter_learn(cli->filter, cli->user, cls, cli->buf.data, cli->buf.size,
-		                    &result, err, sizeof(err)) < 0) {
+		if (ms_filter_learn(cli->filter, cli->user, cls, cli->bufs[0].data,
+		                    cli->bufs[0].size, &result, err, sizeof(err)) < 0) {
 			fprintf(stderr, "mailsift: %s: %s\n", argv[i], err);
 			failed++;
 			continue;
@@ -132,27 +135,48 @@ cmd_learn(struct cli *cli, int argc, char **argv)
 }
 
 /* A message the filter could not score (Redis down, nothing learned yet)
- * still gets its line, as ham: what delivery would do with it. */
+ * still gets its line, as ham: what delivery would do with it. Files are
+ * read CLI_BATCH at a time and classified pipelined (ms_filter_classify_many). */
 static int
-cmd_classify(struct cli *cli, int argc, char **argv)
+classify_batch(struct cli *cli, char **paths, int count)
 {
-	struct ms_verdict v;
-	int i, ret = 0;
+	struct ms_filter_message msgs[CLI_BATCH];
+	struct ms_verdict v[CLI_BATCH];
+	const char *names[CLI_BATCH];
+	int i, n = 0, ret = 0;
 
-	if (argc < 1)
-		usage();
-	for (i = 0; i < argc; i++) {
-		if (read_message(cli, argv[i]) < 0) {
+	for (i = 0; i < count; i++) {
+		if (read_message(cli, paths[i], &cli->bufs[n]) < 0) {
 			ret = 1;
 			continue;
 		}
-		ms_filter_classify(cli->filter, cli->user, cli->buf.data, cli->buf.size, &v);
-		if (v.status != MS_VERDICT_OK) {
-			fprintf(stderr, "mailsift: %s: not classified: %s\n", argv[i], v.reason);
+		msgs[n].data = cli->bufs[n].data;
+		msgs[n].size = cli->bufs[n].size;
+		names[n++] = paths[i];
+	}
+	ms_filter_classify_many(cli->filter, cli->user, msgs, (size_t)n, v);
+	for (i = 0; i < n; i++) {
+		if (v[i].status != MS_VERDICT_OK) {
+			fprintf(stderr, "mailsift: %s: not classified: %s\n", names[i],
+			        v[i].reason);
 			ret = 1;
 		}
-		printf("%s\t%.4f\t%s\n", argv[i], v.score,
-		       v.status == MS_VERDICT_OK && v.spam ? "spam" : "ham");
+		printf("%s\t%.4f\t%s\n", names[i], v[i].score,
+		       v[i].status == MS_VERDICT_OK && v[i].spam ? "spam" : "ham");
+	}
+	return ret;
+}
+
+static int
+cmd_classify(struct cli *cli, int argc, char **argv)
+{
+	int i, n, ret = 0;
+
+	if (argc < 1)
+		usage();
+	for (i = 0; i < argc; i += n) {
+		n = argc - i < CLI_BATCH ? argc - i : CLI_BATCH;
+		ret |= classify_batch(cli, argv + i, n);
 	}
 	return ret;
 }
@@ -215,7 +239,7 @@ main(int argc, char **argv)
 	const char *conf_path = MS_CONFIG_DEFAULT_PATH;
 	struct cli cli;
 	char err[1024];
-	int ret, cmd_at;
+	int ret, cmd_at, i;
 
 	memset(&cli, 0, sizeof(cli));
 	parse_options(argc, argv, &conf_path, &cli.user);
@@ -244,7 +268,8 @@ main(int argc, char **argv)
 		ret = run_command(&cli, argc - cmd_at, argv + cmd_at);
 		ms_filter_destroy(&cli.filter);
 	}
-	free(cli.buf.data);
+	for (i = 0; i < CLI_BATCH; i++)
+		free(cli.bufs[i].data);
 	ms_config_free(&cli.cfg);
 	return ret;
 }

@@ -19,10 +19,20 @@
  * that could file a user's ham into Junk. */
 #define MS_FILTER_MIN_LEARNS 10
 
+/* ms_filter_classify_many keeps two messages in flight: one waiting for
+ * Redis's answer while the next is tokenized (doc/redis-schema.md). */
+#define MS_FILTER_INFLIGHT 2
+
+struct inflight {
+	struct ms_tokens tokens;
+	unsigned long ticket; /* of the store's request */
+	bool sent;
+};
+
 struct ms_filter {
 	const struct ms_config *cfg;
 	struct ms_store *store;
-	struct ms_tokens tokens;
+	struct inflight inflight[MS_FILTER_INFLIGHT];
 	struct ms_token_counts *counts;
 	size_t counts_capacity;
 };
@@ -31,6 +41,7 @@ struct ms_filter *
 ms_filter_create(const struct ms_config *cfg)
 {
 	struct ms_filter *filter = calloc(1, sizeof(*filter));
+	size_t i;
 
 	if (filter == NULL)
 		return NULL;
@@ -41,7 +52,8 @@ ms_filter_create(const struct ms_config *cfg)
 		free(filter);
 		return NULL;
 	}
-	ms_tokens_init(&filter->tokens);
+	for (i = 0; i < MS_FILTER_INFLIGHT; i++)
+		ms_tokens_init(&filter->inflight[i].tokens);
 	return filter;
 }
 
@@ -49,11 +61,13 @@ void
 ms_filter_destroy(struct ms_filter **filterp)
 {
 	struct ms_filter *filter = *filterp;
+	size_t i;
 
 	if (filter == NULL)
 		return;
 	ms_store_destroy(&filter->store);
-	ms_tokens_free(&filter->tokens);
+	for (i = 0; i < MS_FILTER_INFLIGHT; i++)
+		ms_tokens_free(&filter->inflight[i].tokens);
 	free(filter->counts);
 	free(filter);
 	*filterp = NULL;
@@ -67,10 +81,10 @@ store_user(const struct ms_filter *filter, const char *user)
 }
 
 static int
-tokenize(struct ms_filter *filter, const unsigned char *msg, size_t size)
+tokenize(struct ms_tokens *tokens, const unsigned char *msg, size_t size)
 {
-	filter->tokens.count = 0;
-	return ms_tokenize_message(msg, size, &filter->tokens);
+	tokens->count = 0;
+	return ms_tokenize_message(msg, size, tokens);
 }
 
 static int
@@ -99,23 +113,45 @@ set_unknown(struct ms_verdict *verdict, const char *fmt, ...)
 	va_end(args);
 }
 
-void
-ms_filter_classify(struct ms_filter *filter, const char *user, const unsigned char *msg,
-                   size_t size, struct ms_verdict *verdict)
+/* Tokenize a message and send its request without waiting for the answer. */
+static void
+classify_send(struct ms_filter *filter, const char *user, const struct ms_filter_message *msg,
+              struct inflight *f, struct ms_verdict *verdict)
+{
+	char err[256];
+
+	memset(verdict, 0, sizeof(*verdict));
+	verdict->score = 0.5;
+	f->sent = false;
+	/* counts only grow: reserved now, they fit when the answer comes */
+	if (tokenize(&f->tokens, msg->data, msg->size) < 0 ||
+	    reserve_counts(filter, f->tokens.count) < 0) {
+		set_unknown(verdict, "out of memory");
+		return;
+	}
+	if (ms_store_fetch_send(filter->store, store_user(filter, user), f->tokens.hashes,
+	                        f->tokens.count, &f->ticket, err, sizeof(err)) < 0) {
+		ms_log_warning("filter: %s: message not filtered", err);
+		set_unknown(verdict, "redis unavailable");
+		return;
+	}
+	f->sent = true;
+}
+
+/* Read the answer to a request sent by classify_send, and score. */
+static void
+classify_finish(struct ms_filter *filter, struct inflight *f, struct ms_verdict *verdict)
 {
 	struct ms_store_totals totals;
 	char err[256];
 	double score;
 	unsigned int used;
 
-	memset(verdict, 0, sizeof(*verdict));
-	verdict->score = 0.5;
-	if (tokenize(filter, msg, size) < 0 || reserve_counts(filter, filter->tokens.count) < 0) {
-		set_unknown(verdict, "out of memory");
+	if (!f->sent)
 		return;
-	}
-	if (ms_store_fetch(filter->store, store_user(filter, user), filter->tokens.hashes,
-	                   filter->tokens.count, filter->counts, &totals, err, sizeof(err)) < 0) {
+	f->sent = false;
+	if (ms_store_fetch_receive(filter->store, f->ticket, f->tokens.count, filter->counts,
+	                           &totals, err, sizeof(err)) < 0) {
 		ms_log_warning("filter: %s: message not filtered", err);
 		set_unknown(verdict, "redis unavailable");
 		return;
@@ -125,8 +161,8 @@ ms_filter_classify(struct ms_filter *filter, const char *user, const unsigned ch
 		set_unknown(verdict, "not enough training");
 		return;
 	}
-	if (ms_classify(&ms_classify_defaults, filter->counts, filter->tokens.count,
-	                totals.learned_spam, totals.learned_ham, &score, &used) < 0) {
+	if (ms_classify(&ms_classify_defaults, filter->counts, f->tokens.count, totals.learned_spam,
+	                totals.learned_ham, &score, &used) < 0) {
 		set_unknown(verdict, "out of memory");
 		return;
 	}
@@ -134,6 +170,34 @@ ms_filter_classify(struct ms_filter *filter, const char *user, const unsigned ch
 	verdict->score = score;
 	verdict->ntokens = used;
 	verdict->spam = score >= filter->cfg->spam_threshold;
+}
+
+void
+ms_filter_classify_many(struct ms_filter *filter, const char *user,
+                        const struct ms_filter_message *msgs, size_t count,
+                        struct ms_verdict *verdicts)
+{
+	size_t i;
+
+	if (count == 0)
+		return;
+	classify_send(filter, user, &msgs[0], &filter->inflight[0], &verdicts[0]);
+	for (i = 0; i < count; i++) {
+		if (i + 1 < count)
+			classify_send(filter, user, &msgs[i + 1],
+			              &filter->inflight[(i + 1) % MS_FILTER_INFLIGHT],
+			              &verdicts[i + 1]);
+		classify_finish(filter, &filter->inflight[i % MS_FILTER_INFLIGHT], &verdicts[i]);
+	}
+}
+
+void
+ms_filter_classify(struct ms_filter *filter, const char *user, const unsigned char *msg,
+                   size_t size, struct ms_verdict *verdict)
+{
+	struct ms_filter_message m = {.data = msg, .size = size};
+
+	ms_filter_classify_many(filter, user, &m, 1, verdict);
 }
 
 int
@@ -147,12 +211,13 @@ ms_filter_learn(struct ms_filter *filter, const char *user, enum ms_class cls,
 		snprintf(err, errlen, "message digest failed");
 		return -1;
 	}
-	if (tokenize(filter, msg, size) < 0) {
+	if (tokenize(&filter->inflight[0].tokens, msg, size) < 0) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
 	return ms_store_learn(filter->store, store_user(filter, user), cls, digest,
-	                      filter->tokens.hashes, filter->tokens.count, result_r, err, errlen);
+	                      filter->inflight[0].tokens.hashes, filter->inflight[0].tokens.count,
+	                      result_r, err, errlen);
 }
 
 int

@@ -25,10 +25,6 @@ struct learn {
 	char cls;     /* 'S' or 'H' */
 	char old_cls; /* as learned before, or 0 */
 	long long new_tokens;
-	/* argument buffers for one BITFIELD command */
-	const char **argv;
-	size_t *argvlen;
-	char *numbers; /* 2 per token, 24 bytes each */
 };
 
 static const char *
@@ -104,38 +100,33 @@ learn_lookup(struct learn *l, char *err, size_t errlen)
 static int
 append_updates(struct learn *l, char cls, bool unlearn)
 {
+	struct ms_resp *resp = &l->store->resp;
 	const char *delta = class_delta(cls, unlearn);
-	size_t i, end, n, k;
-	char *slot, *mark;
+	size_t i, end, delta_len = strlen(delta);
 	unsigned int s;
 
 	for (i = 0; i < l->count; i = end) {
 		end = l->count - i > LEARN_CHUNK ? i + LEARN_CHUNK : l->count;
-		n = 0;
-		l->argv[n++] = "BITFIELD";
-		l->argv[n++] = l->keys.table;
-		l->argv[n++] = "OVERFLOW";
-		l->argv[n++] = "SAT";
+		ms_resp_command(resp, 4 + (unlearn ? 4 : 8) * (end - i));
+		ms_resp_arg(resp, "BITFIELD", 8);
+		ms_resp_arg_str(resp, l->keys.table);
+		ms_resp_arg(resp, "OVERFLOW", 8);
+		ms_resp_arg(resp, "SAT", 3);
 		for (; i < end; i++) {
 			s = ms_store_token_slot(l->store, l->hashes[i]);
-			slot = l->numbers + 48 * (i % LEARN_CHUNK);
-			mark = slot + 24;
-			snprintf(slot, 24, "#%u", s);
-			snprintf(mark, 24, "%llu", (unsigned long long)s * MS_STORE_SLOT_BITS + 39);
-			l->argv[n++] = "INCRBY";
-			l->argv[n++] = "u40";
-			l->argv[n++] = slot;
-			l->argv[n++] = delta;
+			ms_resp_arg(resp, "INCRBY", 6);
+			ms_resp_arg(resp, "u40", 3);
+			ms_resp_arg_uint(resp, "#", s);
+			ms_resp_arg(resp, delta, delta_len);
 			if (!unlearn) {
-				l->argv[n++] = "SET";
-				l->argv[n++] = "u1";
-				l->argv[n++] = mark;
-				l->argv[n++] = "1";
+				ms_resp_arg(resp, "SET", 3);
+				ms_resp_arg(resp, "u1", 2);
+				ms_resp_arg_uint(resp, "",
+				                 (unsigned long long)s * MS_STORE_SLOT_BITS + 39);
+				ms_resp_arg(resp, "1", 1);
 			}
 		}
-		for (k = 0; k < n; k++)
-			l->argvlen[k] = strlen(l->argv[k]);
-		if (redisAppendCommandArgv(l->ctx, (int)n, l->argv, l->argvlen) != REDIS_OK)
+		if (ms_store_append_resp(l->store, l->ctx) < 0)
 			return -1;
 	}
 	return 0;
@@ -181,34 +172,36 @@ append_transaction(struct learn *l, size_t *queued_r)
 	return 0;
 }
 
-/* Tokens whose slot went from empty to used, or back. */
-static void
-count_tokens(struct learn *l, const redisReply *exec)
-{
-	size_t i, j, first = 0, step;
-	const redisReply *r;
-	long long one;
+/* The transaction's reply, counted as it is read: tokens whose slot went
+ * from empty to used, or back. EXEC's array holds, in order, the unlearn's
+ * BITFIELD replies and its HINCRBY (if moving), the learn's BITFIELD
+ * replies (INCRBY's new value, SET's old mark, per token), then four
+ * integers; the last is the sweep's. */
+struct exec_sink {
+	struct ms_reply_sink sink;
+	struct learn *l;
+	size_t unlearn_chunks; /* EXEC elements of the unlearn's updates */
+	size_t learn_first, learn_end;
+};
 
-	if (l->old_cls != 0) {
-		for (i = 0; i < chunks(l->count); i++) {
-			r = exec->element[i];
-			for (j = 0; r->type == REDIS_REPLY_ARRAY && j < r->elements; j++) {
-				if (r->element[j]->type == REDIS_REPLY_INTEGER &&
-				    r->element[j]->integer <= 1)
-					l->new_tokens--;
-			}
-		}
-		first = chunks(l->count) + 1;
-	}
-	one = l->cls == 'S' ? (long long)MS_STORE_SPAM_ONE : (long long)MS_STORE_HAM_ONE;
-	for (i = first, step = 2; i < first + chunks(l->count); i++) {
-		r = exec->element[i];
-		for (j = 0; r->type == REDIS_REPLY_ARRAY && j < r->elements; j += step) {
-			/* counts now exactly one: empty before (the mark aside) */
-			if (r->element[j]->type == REDIS_REPLY_INTEGER &&
-			    (r->element[j]->integer & ~1LL) == one)
-				l->new_tokens++;
-		}
+static void
+exec_integer(struct ms_reply_sink *sink, const redisReadTask *task, long long value)
+{
+	struct exec_sink *e = (struct exec_sink *)sink;
+	long long one =
+	        e->l->cls == 'S' ? (long long)MS_STORE_SPAM_ONE : (long long)MS_STORE_HAM_ONE;
+	size_t outer;
+
+	if (task->parent == NULL || task->parent->parent == NULL)
+		return; /* EXEC's own integers: counters, digest, sweep */
+	outer = (size_t)task->parent->idx;
+	if (outer < e->unlearn_chunks) {
+		if (value <= 1)
+			e->l->new_tokens--;
+	} else if (outer >= e->learn_first && outer < e->learn_end && task->idx % 2 == 0) {
+		/* counts now exactly one: empty before (the mark aside) */
+		if ((value & ~1LL) == one)
+			e->l->new_tokens++;
 	}
 }
 
@@ -217,6 +210,7 @@ static int
 learn_commit(struct learn *l, char *err, size_t errlen)
 {
 	struct ms_redis_conn *conn = ms_store_conn_of(l->store, l->ctx);
+	struct exec_sink e = {.sink.integer = exec_integer, .l = l};
 	redisReply *reply;
 	size_t queued, i;
 
@@ -228,18 +222,24 @@ learn_commit(struct learn *l, char *err, size_t errlen)
 			return learn_failed(l, reply, err, errlen);
 		freeReplyObject(reply);
 	}
-	reply = ms_store_get_reply(l->store, l->ctx);
-	if (reply != NULL && reply->type == REDIS_REPLY_NIL) {
-		freeReplyObject(reply);
+	e.unlearn_chunks = l->old_cls != 0 ? chunks(l->count) : 0;
+	e.learn_first = l->old_cls != 0 ? chunks(l->count) + 1 : 0;
+	e.learn_end = e.learn_first + chunks(l->count);
+	l->new_tokens = 0;
+	if (ms_store_read_sink(l->store, l->ctx, &e.sink, err, errlen) < 0)
+		return -1;
+	if (e.sink.root_type == REDIS_REPLY_NIL)
 		return 0;
-	}
-	if (!ms_store_is_array(reply, queued))
-		return learn_failed(l, reply, err, errlen);
-	count_tokens(l, reply);
-	/* SCRIPT FLUSH since we loaded it: the sweep waits for the next learn */
-	if (reply->element[queued - 1]->type == REDIS_REPLY_ERROR)
+	/* an error in the sweep alone (SCRIPT FLUSH since we loaded it): the
+	 * learn is committed, the sweep waits for the next one */
+	if (e.sink.error_at == (int)queued - 1 && !e.sink.unexpected &&
+	    e.sink.root_type == REDIS_REPLY_ARRAY && e.sink.root_elements == queued) {
 		conn->sweep_loaded = false;
-	freeReplyObject(reply);
+		return 1;
+	}
+	if (e.sink.root_type != REDIS_REPLY_ARRAY || e.sink.root_elements != queued ||
+	    e.sink.unexpected || e.sink.error[0] != '\0')
+		return ms_store_sink_failed(l->store, l->ctx, &e.sink, err, errlen);
 	return 1;
 }
 
@@ -293,7 +293,6 @@ ms_store_learn(struct ms_store *store, const char *user, enum ms_class cls,
                const unsigned char digest[MS_DIGEST_SIZE], const uint64_t *hashes, size_t count,
                enum ms_learn_result *result_r, char *err, size_t errlen)
 {
-	size_t per_command = 4 + 8 * (count < LEARN_CHUNK ? count : LEARN_CHUNK);
 	struct learn l = {
 	        .store = store,
 	        .digest = digest,
@@ -301,21 +300,10 @@ ms_store_learn(struct ms_store *store, const char *user, enum ms_class cls,
 	        .count = count,
 	        .cls = cls == MS_CLASS_SPAM ? 'S' : 'H',
 	};
-	int ret = -1;
 
 	if (ms_store_make_keys(store, user, &l.keys, err, errlen) < 0)
 		return -1;
 	if ((l.ctx = ms_store_conn_get(store, false, err, errlen)) == NULL)
 		return -1;
-	l.argv = malloc(per_command * sizeof(*l.argv));
-	l.argvlen = malloc(per_command * sizeof(*l.argvlen));
-	l.numbers = malloc(48 * LEARN_CHUNK);
-	if (l.argv == NULL || l.argvlen == NULL || l.numbers == NULL)
-		ms_error(err, errlen, "out of memory");
-	else
-		ret = learn_run(&l, result_r, err, errlen);
-	free(l.argv);
-	free(l.argvlen);
-	free(l.numbers);
-	return ret;
+	return learn_run(&l, result_r, err, errlen);
 }

@@ -2,6 +2,7 @@
 #define MS_STORE_PRIVATE_H
 
 /* Shared by ms-store.c (connections, reads, expiry) and ms-store-learn.c. */
+#include "ms-resp.h"
 #include "ms-store.h"
 
 #include <hiredis/hiredis.h>
@@ -25,6 +26,9 @@
 struct ms_redis_conn {
 	char *address;
 	redisContext *ctx;
+	/* counts connections made: a pipelined request whose connection was
+	 * dropped must not read its replies from the next one */
+	unsigned long generation;
 	/* replies of commands sent without waiting, read before the next one */
 	unsigned int pending;
 	bool sweep_loaded;
@@ -37,6 +41,7 @@ struct ms_store {
 	struct timeval timeout;
 	unsigned int table_bits;
 	char sweep_sha[41];
+	struct ms_resp resp; /* the token commands, formatted */
 };
 
 struct ms_store_keys {
@@ -51,11 +56,35 @@ struct ms_redis_conn *ms_store_conn_of(struct ms_store *store, redisContext *ctx
 int ms_store_reply_failed(struct ms_store *store, redisContext *ctx, redisReply *reply, char *err,
                           size_t errlen);
 int ms_store_flush_output(redisContext *ctx);
+int ms_store_prepare_read(struct ms_store *store, redisContext *ctx);
 redisReply *ms_store_get_reply(struct ms_store *store, redisContext *ctx);
 int ms_store_make_keys(const struct ms_store *store, const char *user, struct ms_store_keys *keys,
                        char *err, size_t errlen);
 unsigned int ms_store_token_slot(const struct ms_store *store, uint64_t hash);
 uint64_t ms_store_reply_uint(const redisReply *reply);
 bool ms_store_is_array(const redisReply *reply, size_t elements);
+
+/* A reply read without redisReply objects (ms-store-reply.c): integer is
+ * called for each integer (task->parent NULL: the reply itself; task->idx:
+ * its index in the array above); strings, statuses, nil elements and arrays
+ * nested more than once only set unexpected; the first error is kept. */
+struct ms_reply_sink {
+	void (*integer)(struct ms_reply_sink *sink, const redisReadTask *task, long long value);
+	void *data;
+	int root_type; /* REDIS_REPLY_* of the whole reply */
+	size_t root_elements;
+	int error_at; /* index of the first error element, -1 if the reply */
+	char error[160];
+	bool unexpected;
+};
+
+int ms_store_read_sink(struct ms_store *store, redisContext *ctx, struct ms_reply_sink *sink,
+                       char *err, size_t errlen);
+/* Formats the sink's error (or "unexpected reply") and drops the
+ * connection; returns -1. */
+int ms_store_sink_failed(struct ms_store *store, redisContext *ctx,
+                         const struct ms_reply_sink *sink, char *err, size_t errlen);
+/* Append the command in store->resp to ctx's output. */
+int ms_store_append_resp(struct ms_store *store, redisContext *ctx);
 
 #endif

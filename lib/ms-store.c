@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <hiredis/hiredis.h>
+#include <hiredis/sds.h>
 #include <inttypes.h>
 #include <openssl/evp.h>
 #include <signal.h>
@@ -57,6 +58,7 @@ ms_store_create(const char *address, const char *read_address, const char *prefi
 	store->timeout.tv_sec = timeout_msecs / 1000;
 	store->timeout.tv_usec = (timeout_msecs % 1000) * 1000;
 	script_sha1(MS_STORE_SWEEP_LUA, store->sweep_sha);
+	ms_resp_init(&store->resp);
 	return store;
 }
 
@@ -82,6 +84,7 @@ ms_store_destroy(struct ms_store **storep)
 	free(store->write.address);
 	free(store->read.address);
 	free(store->prefix);
+	ms_resp_free(&store->resp);
 	free(store);
 	*storep = NULL;
 }
@@ -129,6 +132,7 @@ ms_store_conn_get(struct ms_store *store, bool for_read, char *err, size_t errle
 		ms_store_conn_drop(conn);
 		return NULL;
 	}
+	conn->generation++;
 	return conn->ctx;
 }
 
@@ -165,6 +169,8 @@ ms_store_flush_output(redisContext *ctx)
 	bool was_pending;
 	int done = 0, ret = 0;
 
+	if (sdslen(ctx->obuf) == 0)
+		return 0;
 	sigemptyset(&pipe_set);
 	sigaddset(&pipe_set, SIGPIPE);
 	pthread_sigmask(SIG_BLOCK, &pipe_set, &old_set);
@@ -185,23 +191,41 @@ ms_store_conn_of(struct ms_store *store, redisContext *ctx)
 	return ctx == store->read.ctx ? &store->read : &store->write;
 }
 
-redisReply *
-ms_store_get_reply(struct ms_store *store, redisContext *ctx)
+/* Before reading the next reply: the pipeline written out, and the replies
+ * to commands sent earlier without waiting (they come first) skipped. */
+int
+ms_store_prepare_read(struct ms_store *store, redisContext *ctx)
 {
 	struct ms_redis_conn *conn = ms_store_conn_of(store, ctx);
 	void *reply = NULL;
 
 	if (ms_store_flush_output(ctx) < 0)
-		return NULL;
-	/* replies to commands sent earlier without waiting come first */
+		return -1;
 	for (; conn->pending > 0; conn->pending--) {
 		if (redisGetReply(ctx, &reply) != REDIS_OK)
-			return NULL;
+			return -1;
 		freeReplyObject(reply);
 	}
-	if (redisGetReply(ctx, &reply) != REDIS_OK)
+	return 0;
+}
+
+redisReply *
+ms_store_get_reply(struct ms_store *store, redisContext *ctx)
+{
+	void *reply = NULL;
+
+	if (ms_store_prepare_read(store, ctx) < 0 || redisGetReply(ctx, &reply) != REDIS_OK)
 		return NULL;
 	return reply;
+}
+
+int
+ms_store_append_resp(struct ms_store *store, redisContext *ctx)
+{
+	if (ms_resp_failed(&store->resp))
+		return -1;
+	return redisAppendFormattedCommand(ctx, store->resp.data, store->resp.len) == REDIS_OK ? 0
+	                                                                                       : -1;
 }
 
 /* "{g}" for the shared statistics, "{u:USER}" per user: Redis Cluster puts
@@ -266,15 +290,6 @@ ms_store_reply_uint(const redisReply *reply)
 	return 0;
 }
 
-static void
-decode_slot(const redisReply *reply, struct ms_token_counts *counts)
-{
-	uint64_t v = ms_store_reply_uint(reply);
-
-	counts->spam = MS_STORE_SLOT_SPAM(v);
-	counts->ham = MS_STORE_SLOT_HAM(v);
-}
-
 bool
 ms_store_is_array(const redisReply *reply, size_t elements)
 {
@@ -285,29 +300,23 @@ ms_store_is_array(const redisReply *reply, size_t elements)
  * bits), all in one pipeline: one round trip. */
 static int
 append_fetch(struct ms_store *store, redisContext *ctx, const struct ms_store_keys *keys,
-             const uint64_t *hashes, size_t count, const char **argv, size_t *argvlen, char *slots)
+             const uint64_t *hashes, size_t count)
 {
-	size_t i, j, n;
-	int len;
+	size_t i, end;
 
 	if (redisAppendCommand(ctx, "HMGET %s spam ham tokens bits", keys->meta) != REDIS_OK)
 		return -1;
-	for (i = 0; i < count; i += MS_STORE_FETCH_CHUNK) {
-		argv[0] = "BITFIELD_RO";
-		argvlen[0] = 11;
-		argv[1] = keys->table;
-		argvlen[1] = strlen(keys->table);
-		for (j = i, n = 2; j < count && j < i + MS_STORE_FETCH_CHUNK; j++) {
-			len = snprintf(slots + 12 * j, 12, "#%u",
-			               ms_store_token_slot(store, hashes[j]));
-			argv[n] = "GET";
-			argvlen[n++] = 3;
-			argv[n] = "u40";
-			argvlen[n++] = 3;
-			argv[n] = slots + 12 * j;
-			argvlen[n++] = (size_t)len;
+	for (i = 0; i < count; i = end) {
+		end = count - i > MS_STORE_FETCH_CHUNK ? i + MS_STORE_FETCH_CHUNK : count;
+		ms_resp_command(&store->resp, 2 + 3 * (end - i));
+		ms_resp_arg(&store->resp, "BITFIELD_RO", 11);
+		ms_resp_arg_str(&store->resp, keys->table);
+		for (; i < end; i++) {
+			ms_resp_arg(&store->resp, "GET", 3);
+			ms_resp_arg(&store->resp, "u40", 3);
+			ms_resp_arg_uint(&store->resp, "#", ms_store_token_slot(store, hashes[i]));
 		}
-		if (redisAppendCommandArgv(ctx, (int)n, argv, argvlen) != REDIS_OK)
+		if (ms_store_append_resp(store, ctx) < 0)
 			return -1;
 	}
 	return 0;
@@ -338,25 +347,92 @@ read_totals(struct ms_store *store, redisContext *ctx, struct ms_store_totals *t
 	return 0;
 }
 
+struct fetch_sink {
+	struct ms_reply_sink sink;
+	struct ms_token_counts *counts;
+	size_t count;
+};
+
+/* one GET's answer: the slot's 40 bits, straight into counts */
+static void
+fetch_slot(struct ms_reply_sink *sink, const redisReadTask *task, long long value)
+{
+	struct fetch_sink *f = (struct fetch_sink *)sink;
+	uint64_t v = value > 0 ? (uint64_t)value : 0;
+
+	if (task->parent == NULL || task->parent->parent != NULL || task->idx < 0 ||
+	    (size_t)task->idx >= f->count) {
+		sink->unexpected = true;
+		return;
+	}
+	f->counts[task->idx].spam = MS_STORE_SLOT_SPAM(v);
+	f->counts[task->idx].ham = MS_STORE_SLOT_HAM(v);
+}
+
+int
+ms_store_sink_failed(struct ms_store *store, redisContext *ctx, const struct ms_reply_sink *sink,
+                     char *err, size_t errlen)
+{
+	struct ms_redis_conn *conn = ms_store_conn_of(store, ctx);
+
+	if (sink->error[0] != '\0')
+		ms_error(err, errlen, "redis %s: %s", conn->address, sink->error);
+	else
+		ms_error(err, errlen, "redis %s: unexpected reply", conn->address);
+	ms_store_conn_drop(conn);
+	return -1;
+}
+
 static int
 read_fetch(struct ms_store *store, redisContext *ctx, size_t count, struct ms_token_counts *counts,
            struct ms_store_totals *totals, char *err, size_t errlen)
 {
-	redisReply *reply;
-	size_t i, j, n;
+	struct fetch_sink f = {.sink.integer = fetch_slot};
+	size_t i, n;
 
 	if (read_totals(store, ctx, totals, err, errlen) < 0)
 		return -1;
 	for (i = 0; i < count; i += n) {
 		n = count - i < MS_STORE_FETCH_CHUNK ? count - i : MS_STORE_FETCH_CHUNK;
-		reply = ms_store_get_reply(store, ctx);
-		if (!ms_store_is_array(reply, n))
-			return ms_store_reply_failed(store, ctx, reply, err, errlen);
-		for (j = 0; j < n; j++)
-			decode_slot(reply->element[j], &counts[i + j]);
-		freeReplyObject(reply);
+		f.counts = counts + i;
+		f.count = n;
+		if (ms_store_read_sink(store, ctx, &f.sink, err, errlen) < 0)
+			return -1;
+		if (f.sink.root_type != REDIS_REPLY_ARRAY || f.sink.root_elements != n ||
+		    f.sink.unexpected || f.sink.error[0] != '\0')
+			return ms_store_sink_failed(store, ctx, &f.sink, err, errlen);
 	}
 	return 0;
+}
+
+int
+ms_store_fetch_send(struct ms_store *store, const char *user, const uint64_t *hashes, size_t count,
+                    unsigned long *ticket_r, char *err, size_t errlen)
+{
+	struct ms_store_keys keys;
+	redisContext *ctx;
+
+	if (ms_store_make_keys(store, user, &keys, err, errlen) < 0)
+		return -1;
+	if ((ctx = ms_store_conn_get(store, true, err, errlen)) == NULL)
+		return -1;
+	if (append_fetch(store, ctx, &keys, hashes, count) < 0 || ms_store_flush_output(ctx) < 0)
+		return ms_store_reply_failed(store, ctx, NULL, err, errlen);
+	*ticket_r = ms_store_conn_of(store, ctx)->generation;
+	return 0;
+}
+
+int
+ms_store_fetch_receive(struct ms_store *store, unsigned long ticket, size_t count,
+                       struct ms_token_counts *counts, struct ms_store_totals *totals, char *err,
+                       size_t errlen)
+{
+	struct ms_redis_conn *conn = store->read.address != NULL ? &store->read : &store->write;
+
+	if (conn->ctx == NULL || conn->generation != ticket)
+		return ms_error(err, errlen, "redis %s: connection lost before the reply",
+		                conn->address);
+	return read_fetch(store, conn->ctx, count, counts, totals, err, errlen);
 }
 
 int
@@ -364,30 +440,11 @@ ms_store_fetch(struct ms_store *store, const char *user, const uint64_t *hashes,
                struct ms_token_counts *counts, struct ms_store_totals *totals, char *err,
                size_t errlen)
 {
-	struct ms_store_keys keys;
-	redisContext *ctx;
-	const char **argv = NULL;
-	size_t *argvlen = NULL, nargs = 3 * MS_STORE_FETCH_CHUNK + 2;
-	char *slots = NULL;
-	int ret = -1;
+	unsigned long ticket;
 
-	if (ms_store_make_keys(store, user, &keys, err, errlen) < 0)
+	if (ms_store_fetch_send(store, user, hashes, count, &ticket, err, errlen) < 0)
 		return -1;
-	if ((ctx = ms_store_conn_get(store, true, err, errlen)) == NULL)
-		return -1;
-	argv = malloc(nargs * sizeof(*argv));
-	argvlen = malloc(nargs * sizeof(*argvlen));
-	slots = malloc(12 * count + 1);
-	if (argv == NULL || argvlen == NULL || slots == NULL)
-		ms_error(err, errlen, "out of memory");
-	else if (append_fetch(store, ctx, &keys, hashes, count, argv, argvlen, slots) < 0)
-		ms_store_reply_failed(store, ctx, NULL, err, errlen);
-	else
-		ret = read_fetch(store, ctx, count, counts, totals, err, errlen);
-	free(argv);
-	free(argvlen);
-	free(slots);
-	return ret;
+	return ms_store_fetch_receive(store, ticket, count, counts, totals, err, errlen);
 }
 
 /* EVALSHA, and EVAL once when Redis does not know the script yet (first

@@ -38,6 +38,16 @@ int ms_store_fetch(struct ms_store *store, const char *user, const uint64_t *has
                    struct ms_token_counts *counts, struct ms_store_totals *totals, char *err,
                    size_t errlen);
 
+/* ms_store_fetch in two halves, so that the requests of several messages
+ * can be in flight at once (while the caller tokenizes the next one): each
+ * send is answered by one receive, in the order sent, with the ticket the
+ * send returned. If the connection was lost in between, the receive fails. */
+int ms_store_fetch_send(struct ms_store *store, const char *user, const uint64_t *hashes,
+                        size_t count, unsigned long *ticket_r, char *err, size_t errlen);
+int ms_store_fetch_receive(struct ms_store *store, unsigned long ticket, size_t count,
+                           struct ms_token_counts *counts, struct ms_store_totals *totals,
+                           char *err, size_t errlen);
+
 /* Learn a message's tokens as cls, atomically, keyed by its digest: see
  * ms_filter_learn() for the results. Each learn also sweeps a slice of the
  * table for expiry. */

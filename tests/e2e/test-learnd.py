@@ -249,6 +249,25 @@ class LearndTest(harness.TestCase):
         self.assertEqual(env.learner_request("LEARN ham %d" % len(body), body), "OK already")
         self.assertEqual(self.learned(), (20, 21))
 
+    def test_cli_classify_many_as_one_by_one(self):
+        """classify FILE... pipelines its files (16 at a time): every line must
+        be what classifying that file alone prints, a missing file in the
+        middle included."""
+        env = self.env
+        env.start_redis()
+        env.mailsift("learn", "spam", *corpus("spam", 20))
+        env.mailsift("learn", "ham", *corpus("easy_ham", 20))
+        probes = corpus("spam", 20, skip=100) + corpus("easy_ham", 17, skip=100)
+        probes.insert(21, env.path("missing"))
+        r = env.mailsift("classify", *probes, check=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("missing: No such file or directory", r.stderr)
+        alone = "".join(env.mailsift("classify", p).stdout for p in probes if "missing" not in p)
+        self.assertEqual(r.stdout, alone)
+        self.assertEqual(len(r.stdout.splitlines()), 37)
+        self.assertIn("\tspam\n", r.stdout)
+        self.assertIn("\tham\n", r.stdout)
+
     def test_socket_bad_requests(self):
         env = self.env
         env.start_redis()

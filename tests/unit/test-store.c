@@ -445,6 +445,96 @@ START_TEST(test_filter_verdicts)
 }
 END_TEST
 
+/* Pipelined classification gives what one by one gives, message by message,
+ * also when Redis goes away in the middle of a batch. */
+START_TEST(test_filter_classify_many)
+{
+	enum { N = 7 };
+	struct ms_config cfg;
+	struct ms_filter *filter;
+	struct ms_filter_message msgs[N];
+	struct ms_verdict one, many[N];
+	enum ms_learn_result result;
+	char bufs[N][512];
+	unsigned int i;
+
+	filter_config(&cfg);
+	filter = ms_filter_create(&cfg);
+	ck_assert_ptr_nonnull(filter);
+	for (i = 0; i < 20; i++) {
+		filter_learn(filter, true, i, &result);
+		filter_learn(filter, false, i, &result);
+	}
+	for (i = 0; i < N; i++) {
+		msgs[i].size = make_message(bufs[i], sizeof(bufs[i]), i % 2 == 0, 2000 + i);
+		msgs[i].data = (const unsigned char *)bufs[i];
+	}
+	/* an empty message among them: few tokens, still a verdict */
+	msgs[3].size = 0;
+	ms_filter_classify_many(filter, NULL, msgs, N, many);
+	for (i = 0; i < N; i++) {
+		ms_filter_classify(filter, NULL, msgs[i].data, msgs[i].size, &one);
+		ck_assert_int_eq(many[i].status, MS_VERDICT_OK);
+		ck_assert_int_eq(one.status, MS_VERDICT_OK);
+		ck_assert_msg(many[i].score == one.score, "message %u: %f pipelined, %f alone", i,
+		              many[i].score, one.score);
+		ck_assert_int_eq(many[i].spam, one.spam);
+		ck_assert_uint_eq(many[i].ntokens, one.ntokens);
+	}
+	ck_assert(many[0].spam && !many[1].spam);
+
+	redis_stop();
+	ms_filter_classify_many(filter, NULL, msgs, N, many);
+	for (i = 0; i < N; i++) {
+		ck_assert_int_eq(many[i].status, MS_VERDICT_UNKNOWN);
+		ck_assert_str_eq(many[i].reason, "redis unavailable");
+	}
+	ms_filter_destroy(&filter);
+	ms_config_free(&cfg);
+}
+END_TEST
+
+/* A request whose connection was lost is not answered from the next one. */
+START_TEST(test_fetch_pipeline)
+{
+	struct ms_store *store = store_new();
+	struct ms_token_counts counts[4], counts2[4];
+	struct ms_store_totals totals;
+	unsigned long t1, t2;
+	char err[256];
+
+	ck_assert_int_eq(learn(store, NULL, MS_CLASS_SPAM, "a", msg_a, 3), MS_LEARN_DONE);
+	ck_assert_int_eq(learn(store, NULL, MS_CLASS_HAM, "b", msg_b, 2), MS_LEARN_DONE);
+	ck_assert_int_eq(ms_store_fetch_send(store, NULL, all, 4, &t1, err, sizeof(err)), 0);
+	ck_assert_int_eq(ms_store_fetch_send(store, NULL, all + 1, 3, &t2, err, sizeof(err)), 0);
+	ck_assert_int_eq(ms_store_fetch_receive(store, t1, 4, counts, &totals, err, sizeof(err)),
+	                 0);
+	ck_assert_int_eq(ms_store_fetch_receive(store, t2, 3, counts2, &totals, err, sizeof(err)),
+	                 0);
+	ck_assert_uint_eq(counts[0].spam, 1);
+	ck_assert_uint_eq(counts[2].spam, 1);
+	ck_assert_uint_eq(counts[2].ham, 1);
+	ck_assert_uint_eq(counts[3].ham, 1);
+	ck_assert_mem_eq(counts + 1, counts2, 3 * sizeof(*counts));
+	ck_assert_uint_eq(totals.learned_spam, 1);
+	ck_assert_uint_eq(totals.learned_ham, 1);
+
+	/* a failed send drops the connection, and with it t1's answer */
+	ck_assert_int_eq(ms_store_fetch_send(store, NULL, all, 4, &t1, err, sizeof(err)), 0);
+	redis_stop();
+	ck_assert_int_eq(ms_store_fetch_send(store, NULL, all, 4, &t2, err, sizeof(err)), -1);
+	redis_start();
+	ck_assert_int_eq(ms_store_fetch_send(store, NULL, all, 4, &t2, err, sizeof(err)), 0);
+	ck_assert_int_eq(ms_store_fetch_receive(store, t1, 4, counts, &totals, err, sizeof(err)),
+	                 -1);
+	ck_assert_ptr_nonnull(strstr(err, "connection lost"));
+	ck_assert_int_eq(ms_store_fetch_receive(store, t2, 4, counts, &totals, err, sizeof(err)),
+	                 0);
+	ck_assert_uint_eq(counts[0].spam, 0);
+	ms_store_destroy(&store);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -470,6 +560,8 @@ main(void)
 	tcase_add_test(tc, test_stats);
 	tcase_add_test(tc, test_redis_trouble);
 	tcase_add_test(tc, test_filter_verdicts);
+	tcase_add_test(tc, test_filter_classify_many);
+	tcase_add_test(tc, test_fetch_pipeline);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	/* the fixture's redis-server is our child: keep tests in this process */

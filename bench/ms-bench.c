@@ -80,6 +80,21 @@ load_list(const char *list_path, struct message_list *list)
 	fclose(fp);
 }
 
+static struct ms_filter_message *
+messages_of(const struct message_list *list)
+{
+	struct ms_filter_message *msgs = calloc(list->count + 1, sizeof(*msgs));
+	size_t i;
+
+	if (msgs == NULL)
+		die("out of memory");
+	for (i = 0; i < list->count; i++) {
+		msgs[i].data = list->items[i].data;
+		msgs[i].size = list->items[i].size;
+	}
+	return msgs;
+}
+
 static double
 now(void)
 {
@@ -93,9 +108,9 @@ static int
 cmd_learn(struct ms_filter *filter, const char *cls_name, const char *list_path)
 {
 	struct message_list list;
-	enum ms_learn_result result;
+	struct ms_filter_message *msgs;
+	struct ms_learn_outcome *outcomes;
 	enum ms_class cls;
-	char err[256];
 	double start;
 	size_t i;
 
@@ -106,11 +121,15 @@ cmd_learn(struct ms_filter *filter, const char *cls_name, const char *list_path)
 	else
 		die("learn: class must be spam or ham");
 	load_list(list_path, &list);
+	msgs = messages_of(&list);
+	if ((outcomes = calloc(list.count + 1, sizeof(*outcomes))) == NULL)
+		die("out of memory");
 	start = now();
+	/* pipelined, as mailsift learn FILE... does */
+	ms_filter_learn_many(filter, NULL, cls, msgs, list.count, outcomes);
 	for (i = 0; i < list.count; i++) {
-		if (ms_filter_learn(filter, NULL, cls, list.items[i].data, list.items[i].size,
-		                    &result, err, sizeof(err)) < 0)
-			die("%s: %s", list.items[i].path, err);
+		if (outcomes[i].status < 0)
+			die("%s: %s", list.items[i].path, outcomes[i].err);
 	}
 	printf("learn %s: %zu messages in %.3f s\n", cls_name, list.count, now() - start);
 	return 0;
@@ -126,14 +145,9 @@ cmd_classify(struct ms_filter *filter, const char *list_path)
 	size_t i;
 
 	load_list(list_path, &list);
-	verdicts = calloc(list.count + 1, sizeof(*verdicts));
-	msgs = calloc(list.count + 1, sizeof(*msgs));
-	if (verdicts == NULL || msgs == NULL)
+	msgs = messages_of(&list);
+	if ((verdicts = calloc(list.count + 1, sizeof(*verdicts))) == NULL)
 		die("out of memory");
-	for (i = 0; i < list.count; i++) {
-		msgs[i].data = list.items[i].data;
-		msgs[i].size = list.items[i].size;
-	}
 	start = now();
 	/* pipelined, as mailsift classify FILE... does */
 	ms_filter_classify_many(filter, NULL, msgs, list.count, verdicts);

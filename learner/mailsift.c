@@ -14,7 +14,7 @@
 #include <sysexits.h>
 #include <unistd.h>
 
-/* classify reads this many files, then classifies them pipelined */
+/* learn and classify read this many files, then process them pipelined */
 #define CLI_BATCH 16
 
 /* Buffers reused for every file of a run. */
@@ -104,29 +104,48 @@ read_message(struct cli *cli, const char *path, struct msg_buf *buf)
 	return ret;
 }
 
+/* Files are read CLI_BATCH at a time and learned pipelined
+ * (ms_filter_learn_many). counts[] by result, the rest failed. */
+static void
+learn_batch(struct cli *cli, enum ms_class cls, char **paths, int count, unsigned int counts[3],
+            unsigned int *failed)
+{
+	struct ms_filter_message msgs[CLI_BATCH];
+	struct ms_learn_outcome outcomes[CLI_BATCH];
+	const char *names[CLI_BATCH];
+	int i, n = 0;
+
+	for (i = 0; i < count; i++) {
+		if (read_message(cli, paths[i], &cli->bufs[n]) < 0) {
+			(*failed)++;
+			continue;
+		}
+		msgs[n].data = cli->bufs[n].data;
+		msgs[n].size = cli->bufs[n].size;
+		names[n++] = paths[i];
+	}
+	ms_filter_learn_many(cli->filter, cli->user, cls, msgs, (size_t)n, outcomes);
+	for (i = 0; i < n; i++) {
+		if (outcomes[i].status < 0) {
+			fprintf(stderr, "mailsift: %s: %s\n", names[i], outcomes[i].err);
+			(*failed)++;
+		} else
+			counts[outcomes[i].result]++;
+	}
+}
+
 static int
 cmd_learn(struct cli *cli, int argc, char **argv)
 {
 	unsigned int counts[3] = {0, 0, 0}, failed = 0;
-	enum ms_learn_result result;
 	enum ms_class cls;
-	char err[512];
-	int i;
+	int i, n;
 
 	if (argc < 2 || ms_spool_class_parse(argv[0], &cls) < 0)
 		usage();
-	for (i = 1; i < argc; i++) {
-		if (read_message(cli, argv[i], &cli->bufs[0]) < 0) {
-			failed++;
-			continue;
-		}
-		if (ms_filter_learn(cli->filter, cli->user, cls, cli->bufs[0].data,
-		                    cli->bufs[0].size, &result, err, sizeof(err)) < 0) {
-			fprintf(stderr, "mailsift: %s: %s\n", argv[i], err);
-			failed++;
-			continue;
-		}
-		counts[result]++;
+	for (i = 1; i < argc; i += n) {
+		n = argc - i < CLI_BATCH ? argc - i : CLI_BATCH;
+		learn_batch(cli, cls, argv + i, n, counts, &failed);
 	}
 	printf("%s: %d files, %u learned, %u already learned, %u moved from %s, %u failed\n",
 	       argv[0], argc - 1, counts[MS_LEARN_DONE], counts[MS_LEARN_ALREADY],

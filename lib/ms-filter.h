@@ -64,6 +64,21 @@ int ms_filter_learn(struct ms_filter *filter, const char *user, enum ms_class cl
                     const unsigned char *msg, size_t size, enum ms_learn_result *result_r,
                     char *err, size_t errlen);
 
+/* What ms_filter_learn() returns, for one message of ms_filter_learn_many. */
+struct ms_learn_outcome {
+	int status; /* 0, or -1 with err set */
+	enum ms_learn_result result;
+	char err[256];
+};
+
+/* Learn many messages as cls, each exactly as ms_filter_learn() would
+ * (atomically, once per digest), faster: the next message is parsed and
+ * tokenized while Redis runs the previous one's transaction. outcomes[i]
+ * for msgs[i]. */
+void ms_filter_learn_many(struct ms_filter *filter, const char *user, enum ms_class cls,
+                          const struct ms_filter_message *msgs, size_t count,
+                          struct ms_learn_outcome *outcomes);
+
 struct ms_filter_stats {
 	unsigned long long learned_spam;
 	unsigned long long learned_ham;

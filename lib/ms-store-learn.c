@@ -25,6 +25,9 @@ struct learn {
 	char cls;     /* 'S' or 'H' */
 	char old_cls; /* as learned before, or 0 */
 	long long new_tokens;
+	/* called once while Redis runs the first transaction, then NULL */
+	void (*overlap)(void *context);
+	void *overlap_context;
 };
 
 static const char *
@@ -214,8 +217,12 @@ learn_commit(struct learn *l, char *err, size_t errlen)
 	redisReply *reply;
 	size_t queued, i;
 
-	if (append_transaction(l, &queued) < 0)
+	if (append_transaction(l, &queued) < 0 || ms_store_flush_output(l->ctx) < 0)
 		return learn_failed(l, NULL, err, errlen);
+	if (l->overlap != NULL) {
+		l->overlap(l->overlap_context);
+		l->overlap = NULL;
+	}
 	for (i = 0; i < queued + 1; i++) { /* +OK for MULTI, +QUEUED each */
 		reply = ms_store_get_reply(l->store, l->ctx);
 		if (reply == NULL || reply->type != REDIS_REPLY_STATUS)
@@ -289,9 +296,10 @@ learn_run(struct learn *l, enum ms_learn_result *result_r, char *err, size_t err
 }
 
 int
-ms_store_learn(struct ms_store *store, const char *user, enum ms_class cls,
-               const unsigned char digest[MS_DIGEST_SIZE], const uint64_t *hashes, size_t count,
-               enum ms_learn_result *result_r, char *err, size_t errlen)
+ms_store_learn_overlap(struct ms_store *store, const char *user, enum ms_class cls,
+                       const unsigned char digest[MS_DIGEST_SIZE], const uint64_t *hashes,
+                       size_t count, void (*overlap)(void *context), void *context,
+                       enum ms_learn_result *result_r, char *err, size_t errlen)
 {
 	struct learn l = {
 	        .store = store,
@@ -299,6 +307,8 @@ ms_store_learn(struct ms_store *store, const char *user, enum ms_class cls,
 	        .hashes = hashes,
 	        .count = count,
 	        .cls = cls == MS_CLASS_SPAM ? 'S' : 'H',
+	        .overlap = overlap,
+	        .overlap_context = context,
 	};
 
 	if (ms_store_make_keys(store, user, &l.keys, err, errlen) < 0)
@@ -306,4 +316,13 @@ ms_store_learn(struct ms_store *store, const char *user, enum ms_class cls,
 	if ((l.ctx = ms_store_conn_get(store, false, err, errlen)) == NULL)
 		return -1;
 	return learn_run(&l, result_r, err, errlen);
+}
+
+int
+ms_store_learn(struct ms_store *store, const char *user, enum ms_class cls,
+               const unsigned char digest[MS_DIGEST_SIZE], const uint64_t *hashes, size_t count,
+               enum ms_learn_result *result_r, char *err, size_t errlen)
+{
+	return ms_store_learn_overlap(store, user, cls, digest, hashes, count, NULL, NULL, result_r,
+	                              err, errlen);
 }

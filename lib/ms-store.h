@@ -55,6 +55,14 @@ int ms_store_learn(struct ms_store *store, const char *user, enum ms_class cls,
                    const unsigned char digest[MS_DIGEST_SIZE], const uint64_t *hashes, size_t count,
                    enum ms_learn_result *result_r, char *err, size_t errlen);
 
+/* ms_store_learn, and overlap(context) is called once while Redis runs the
+ * transaction (not at all if the learn ends before: an error, ALREADY):
+ * the caller prepares its next message meanwhile. */
+int ms_store_learn_overlap(struct ms_store *store, const char *user, enum ms_class cls,
+                           const unsigned char digest[MS_DIGEST_SIZE], const uint64_t *hashes,
+                           size_t count, void (*overlap)(void *context), void *context,
+                           enum ms_learn_result *result_r, char *err, size_t errlen);
+
 /* Expiry of rare, stale tokens: visit the next nslots slots; a token seen
  * once in all (spam + ham = 1) and not learned again since the previous
  * visit is deleted. *removed_r gets how many were. */

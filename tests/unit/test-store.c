@@ -494,6 +494,90 @@ START_TEST(test_filter_classify_many)
 }
 END_TEST
 
+/* Pipelined learning gives what one by one gives: the same results per
+ * message (a repeat in the batch is ALREADY, a message of the other class
+ * MOVED), the same counters and token counts, the same scores after. The
+ * two runs use two prefixes of one Redis. */
+START_TEST(test_filter_learn_many)
+{
+	enum { N = 16, MOVED = 4 };
+	static const unsigned int spam_ids[N] = {0, 1, 2, 3,  4,  5,  6,  7,
+	                                         8, 9, 3, 10, 11, 12, 13, 14};
+	static const unsigned int ham_ids[N] = {0, 1, 2, 3,  4,  5,  6,  7,
+	                                        8, 9, 9, 11, 12, 13, 14, 15};
+	struct ms_config cfg_one, cfg_many;
+	struct ms_filter *one, *many;
+	struct ms_filter_message msgs[N];
+	struct ms_learn_outcome outcomes[N];
+	struct ms_filter_stats st_one, st_many;
+	struct ms_verdict v_one, v_many;
+	enum ms_learn_result result;
+	char bufs[N][512], err[256];
+	unsigned int i, n, pass;
+
+	filter_config(&cfg_one);
+	filter_config(&cfg_many);
+	ck_assert_int_eq(
+	        ms_config_parse_line(&cfg_many, "redis_prefix = many", "test", 3, err, sizeof(err)),
+	        0);
+	one = ms_filter_create(&cfg_one);
+	many = ms_filter_create(&cfg_many);
+	ck_assert_ptr_nonnull(one);
+	ck_assert_ptr_nonnull(many);
+	for (pass = 0; pass < 3; pass++) {
+		/* spam, ham, then the first spam messages again as ham: they move */
+		bool spam = pass == 0;
+		const unsigned int *ids = pass == 1 ? ham_ids : spam_ids;
+
+		n = pass == 2 ? MOVED : N;
+		for (i = 0; i < n; i++) {
+			msgs[i].size = make_message(bufs[i], sizeof(bufs[i]), pass != 1, ids[i]);
+			msgs[i].data = (const unsigned char *)bufs[i];
+		}
+		ms_filter_learn_many(many, NULL, spam ? MS_CLASS_SPAM : MS_CLASS_HAM, msgs, n,
+		                     outcomes);
+		for (i = 0; i < n; i++) {
+			ck_assert_msg(ms_filter_learn(one, NULL,
+			                              spam ? MS_CLASS_SPAM : MS_CLASS_HAM,
+			                              msgs[i].data, msgs[i].size, &result, err,
+			                              sizeof(err)) == 0,
+			              "learn: %s", err);
+			ck_assert_msg(outcomes[i].status == 0, "message %u: %s", i,
+			              outcomes[i].err);
+			ck_assert_int_eq(outcomes[i].result, result);
+		}
+		if (pass < 2)
+			ck_assert_int_eq(outcomes[10].result, MS_LEARN_ALREADY);
+		ck_assert_int_eq(outcomes[0].result, pass == 2 ? MS_LEARN_MOVED : MS_LEARN_DONE);
+	}
+	ck_assert_int_eq(ms_filter_stats(one, NULL, &st_one, err, sizeof(err)), 0);
+	ck_assert_int_eq(ms_filter_stats(many, NULL, &st_many, err, sizeof(err)), 0);
+	ck_assert_uint_eq(st_many.learned_spam, st_one.learned_spam);
+	ck_assert_uint_eq(st_many.learned_ham, st_one.learned_ham);
+	ck_assert_uint_eq(st_many.tokens, st_one.tokens);
+	ck_assert_uint_eq(st_many.learned_spam, 15 - MOVED);
+	ck_assert_uint_eq(st_many.learned_ham, 15 + MOVED);
+	for (i = 0; i < 2; i++) {
+		size_t len = make_message(bufs[0], sizeof(bufs[0]), i == 0, 3000);
+
+		ms_filter_classify(one, NULL, (const unsigned char *)bufs[0], len, &v_one);
+		ms_filter_classify(many, NULL, (const unsigned char *)bufs[0], len, &v_many);
+		ck_assert_int_eq(v_many.status, MS_VERDICT_OK);
+		ck_assert(v_one.score == v_many.score);
+	}
+
+	redis_stop();
+	ms_filter_learn_many(many, NULL, MS_CLASS_SPAM, msgs, N, outcomes);
+	for (i = 0; i < N; i++)
+		ck_assert_int_eq(outcomes[i].status, -1);
+	ck_assert_ptr_nonnull(strstr(outcomes[N - 1].err, sock_path));
+	ms_filter_destroy(&one);
+	ms_filter_destroy(&many);
+	ms_config_free(&cfg_one);
+	ms_config_free(&cfg_many);
+}
+END_TEST
+
 /* A request whose connection was lost is not answered from the next one. */
 START_TEST(test_fetch_pipeline)
 {
@@ -561,6 +645,7 @@ main(void)
 	tcase_add_test(tc, test_redis_trouble);
 	tcase_add_test(tc, test_filter_verdicts);
 	tcase_add_test(tc, test_filter_classify_many);
+	tcase_add_test(tc, test_filter_learn_many);
 	tcase_add_test(tc, test_fetch_pipeline);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);

@@ -111,7 +111,7 @@ batch_write_mail(struct mailsift_batch *batch, struct mail *mail, uoff_t size, e
 		return -1;
 	}
 	if (batch_copy_stream(batch, input, size, writer, error_r) < 0) {
-		if (ms_spool_record_abort(writer, err, sizeof(err)) < 0)
+		if (ms_spool_record_abort(writer, err, sizeof(err)) < 0 && !batch->failed)
 			batch_spool_failed(batch, err);
 		return -1;
 	}

@@ -91,51 +91,68 @@ spool_file_done(struct learnd *l, int next, const char *why)
 	return ret;
 }
 
-/* Learns the current message of the open file. */
+/* Logs what learning msgs gave; returns -1 at the first the store could
+ * not confirm (the ones before it are learned). */
 static int
-spool_learn_message(struct learnd *l)
+spool_log_outcomes(struct learnd *l, const struct ms_filter_message *msgs,
+                   const struct ms_learn_outcome *outcomes, size_t count)
 {
-	struct ms_spool_entry *f = &l->file;
-	enum ms_learn_result result;
-	char err[512];
+	const struct ms_spool_entry *f = &l->file;
+	size_t i;
 
-	/* a single-message file was held to max_file_size by the read */
-	if (f->version == 2 && f->size > l->cfg->max_message_size) {
-		ms_log_error("spool: %s: message %u of %u: %zu bytes is over max_message_size: "
-		             "skipped",
-		             l->file_name, f->index, f->count, f->size);
-		return 0;
+	for (i = 0; i < count; i++) {
+		if (outcomes[i].status < 0) {
+			ms_log_error("learn: user=%s class=%s file=%s: %s: will retry", f->user,
+			             ms_spool_class_name(f->cls), l->file_name, outcomes[i].err);
+			return -1;
+		}
+		ms_log_info("learn: user=%s class=%s size=%zu result=%s", f->user,
+		            ms_spool_class_name(f->cls), msgs[i].size,
+		            result_name(outcomes[i].result));
 	}
-	if (ms_filter_learn(l->filter, f->user[0] == '\0' ? NULL : f->user, f->cls, f->msg, f->size,
-	                    &result, err, sizeof(err)) < 0) {
-		ms_log_error("learn: user=%s class=%s file=%s: %s: will retry", f->user,
-		             ms_spool_class_name(f->cls), l->file_name, err);
-		return -1;
-	}
-	ms_log_info("learn: user=%s class=%s size=%zu result=%s", f->user,
-	            ms_spool_class_name(f->cls), f->size, result_name(result));
 	return 0;
 }
 
-/* Learns the open file's next message. Returns 0 to go on, -1 to stop this
- * pass: the file stays and is read again from its start later, which the
+/* Learns up to max messages of the open file, pipelined, and deletes the
+ * file after its last. Returns how many it took, or -1 to stop this pass:
+ * the file stays and is read again from its start later, which the
  * store's digests make harmless. */
 static int
-spool_learn_next(struct learnd *l)
+spool_learn_some(struct learnd *l, size_t max)
 {
 	struct ms_spool_entry *f = &l->file;
+	struct ms_filter_message msgs[LEARND_BATCH];
+	struct ms_learn_outcome outcomes[LEARND_BATCH];
+	size_t n = 0, taken = 0;
 	char err[512];
-	int next;
+	int next = 1;
 
-	if ((next = ms_spool_next(f, err, sizeof(err))) <= 0)
-		return spool_file_done(l, next, err);
-	if (spool_learn_message(l) < 0)
-		return -1;
+	while (taken < max && taken < LEARND_BATCH &&
+	       (next = ms_spool_next(f, err, sizeof(err))) > 0) {
+		taken++;
+		/* a single-message file was held to max_file_size by the read */
+		if (f->version == 2 && f->size > l->cfg->max_message_size) {
+			ms_log_error("spool: %s: message %u of %u: %zu bytes is over "
+			             "max_message_size: skipped",
+			             l->file_name, f->index, f->count, f->size);
+			continue;
+		}
+		msgs[n].data = f->msg;
+		msgs[n++].size = f->size;
+	}
+	if (n > 0) {
+		ms_filter_learn_many(l->filter, f->user[0] == '\0' ? NULL : f->user, f->cls, msgs,
+		                     n, outcomes);
+		if (spool_log_outcomes(l, msgs, outcomes, n) < 0)
+			return -1;
+	}
 	/* After the last message the file goes at once: a stop (SIGTERM)
 	   between two steps must not leave a learned file behind. */
-	if (f->index < f->count)
-		return 0;
-	return spool_file_done(l, ms_spool_next(f, err, sizeof(err)), err);
+	if (next > 0 && f->index == f->count)
+		next = ms_spool_next(f, err, sizeof(err));
+	if (next <= 0 && spool_file_done(l, next, err) < 0)
+		return -1;
+	return (int)taken;
 }
 
 static void
@@ -164,14 +181,14 @@ learnd_spool_batch(struct learnd *l)
 		}
 		l->spool_wanted = l->nnames > 0;
 	}
-	for (n = 0; n < LEARND_BATCH && ret == 0 && !learnd_terminate; n++) {
+	for (n = 0; n < LEARND_BATCH && ret >= 0 && !learnd_terminate; n += ret > 0 ? ret : 1) {
 		if (l->file_name == NULL) {
 			if (l->pos == l->nnames)
 				break;
 			if ((ret = spool_open_next(l)) <= 0)
 				continue;
 		}
-		ret = spool_learn_next(l);
+		ret = spool_learn_some(l, LEARND_BATCH - n);
 	}
 	if (ret < 0) {
 		spool_backoff(l);

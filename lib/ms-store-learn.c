@@ -25,6 +25,9 @@ struct learn {
 	char cls;     /* 'S' or 'H' */
 	char old_cls; /* as learned before, or 0 */
 	long long new_tokens;
+	/* slots this learn made hold one sighting: they get the recent mark */
+	unsigned int *fresh;
+	size_t nfresh;
 	/* called once while Redis runs the first transaction, then NULL */
 	void (*overlap)(void *context);
 	void *overlap_context;
@@ -50,16 +53,20 @@ learn_failed(struct learn *l, redisReply *reply, char *err, size_t errlen)
 	return ms_store_reply_failed(l->store, l->ctx, reply, err, errlen);
 }
 
-/* Round trip 1: load the sweep script on a new connection, WATCH the
- * digests, and read how this message and the table were learned before. */
+/* Round trip 1: load the sweep script on a new connection (or after a
+ * NOSCRIPT among the replies skipped first), WATCH the digests, and read how
+ * this message and the table were learned before. */
 static int
 learn_lookup(struct learn *l, char *err, size_t errlen)
 {
 	struct ms_redis_conn *conn = ms_store_conn_of(l->store, l->ctx);
-	bool load = !conn->sweep_loaded;
 	redisReply *reply;
 	uint64_t bits;
+	bool load;
 
+	if (ms_store_prepare_read(l->store, l->ctx) < 0)
+		return learn_failed(l, NULL, err, errlen);
+	load = !conn->sweep_loaded;
 	if ((load &&
 	     redisAppendCommand(l->ctx, "SCRIPT LOAD %s", MS_STORE_SWEEP_LUA) != REDIS_OK) ||
 	    redisAppendCommand(l->ctx, "WATCH %s", l->keys.digests) != REDIS_OK ||
@@ -98,8 +105,7 @@ learn_lookup(struct learn *l, char *err, size_t errlen)
 	return 0;
 }
 
-/* One BITFIELD per chunk of tokens: add delta to each token's slot, and on
- * learning also set its recent mark (SET returns the old mark). */
+/* One BITFIELD per chunk of tokens: add delta to each token's slot. */
 static int
 append_updates(struct learn *l, char cls, bool unlearn)
 {
@@ -110,7 +116,7 @@ append_updates(struct learn *l, char cls, bool unlearn)
 
 	for (i = 0; i < l->count; i = end) {
 		end = l->count - i > LEARN_CHUNK ? i + LEARN_CHUNK : l->count;
-		ms_resp_command(resp, 4 + (unlearn ? 4 : 8) * (end - i));
+		ms_resp_command(resp, 4 + 4 * (end - i));
 		ms_resp_arg(resp, "BITFIELD", 8);
 		ms_resp_arg_str(resp, l->keys.table);
 		ms_resp_arg(resp, "OVERFLOW", 8);
@@ -121,13 +127,6 @@ append_updates(struct learn *l, char cls, bool unlearn)
 			ms_resp_arg(resp, "u40", 3);
 			ms_resp_arg_uint(resp, "#", s);
 			ms_resp_arg(resp, delta, delta_len);
-			if (!unlearn) {
-				ms_resp_arg(resp, "SET", 3);
-				ms_resp_arg(resp, "u1", 2);
-				ms_resp_arg_uint(resp, "",
-				                 (unsigned long long)s * MS_STORE_SLOT_BITS + 39);
-				ms_resp_arg(resp, "1", 1);
-			}
 		}
 		if (ms_store_append_resp(l->store, l->ctx) < 0)
 			return -1;
@@ -145,13 +144,10 @@ chunks(size_t count)
 static int
 append_transaction(struct learn *l, size_t *queued_r)
 {
-	char bits[16], sweep[16];
+	char bits[16];
 	size_t queued = 0;
 
 	snprintf(bits, sizeof(bits), "%u", l->store->table_bits);
-	snprintf(sweep, sizeof(sweep), "%u",
-	         ((1u << l->store->table_bits) + MS_STORE_SWEEP_CYCLE_LEARNS - 1) /
-	                 MS_STORE_SWEEP_CYCLE_LEARNS);
 	if (redisAppendCommand(l->ctx, "MULTI") != REDIS_OK)
 		return -1;
 	if (l->old_cls != 0) {
@@ -167,19 +163,17 @@ append_transaction(struct learn *l, size_t *queued_r)
 	    redisAppendCommand(l->ctx, "HSET %s %b %s", l->keys.digests, l->digest,
 	                       (size_t)MS_DIGEST_SIZE, l->cls == 'S' ? "S" : "H") != REDIS_OK ||
 	    redisAppendCommand(l->ctx, "HSETNX %s bits %s", l->keys.meta, bits) != REDIS_OK ||
-	    redisAppendCommand(l->ctx, "EVALSHA %s 2 %s %s %s %s", l->store->sweep_sha,
-	                       l->keys.meta, l->keys.table, bits, sweep) != REDIS_OK ||
 	    redisAppendCommand(l->ctx, "EXEC") != REDIS_OK)
 		return -1;
-	*queued_r = queued + chunks(l->count) + 4;
+	*queued_r = queued + chunks(l->count) + 3;
 	return 0;
 }
 
 /* The transaction's reply, counted as it is read: tokens whose slot went
- * from empty to used, or back. EXEC's array holds, in order, the unlearn's
- * BITFIELD replies and its HINCRBY (if moving), the learn's BITFIELD
- * replies (INCRBY's new value, SET's old mark, per token), then four
- * integers; the last is the sweep's. */
+ * from empty to used (noted in fresh), or back. EXEC's array holds, in
+ * order, the unlearn's BITFIELD replies and its HINCRBY (if moving), the
+ * learn's BITFIELD replies (INCRBY's new value per token), then three
+ * integers. */
 struct exec_sink {
 	struct ms_reply_sink sink;
 	struct learn *l;
@@ -193,7 +187,7 @@ exec_integer(struct ms_reply_sink *sink, const redisReadTask *task, long long va
 	struct exec_sink *e = (struct exec_sink *)sink;
 	long long one =
 	        e->l->cls == 'S' ? (long long)MS_STORE_SPAM_ONE : (long long)MS_STORE_HAM_ONE;
-	size_t outer;
+	size_t outer, k;
 
 	if (task->parent == NULL || task->parent->parent == NULL)
 		return; /* EXEC's own integers: counters, digest, sweep */
@@ -201,10 +195,14 @@ exec_integer(struct ms_reply_sink *sink, const redisReadTask *task, long long va
 	if (outer < e->unlearn_chunks) {
 		if (value <= 1)
 			e->l->new_tokens--;
-	} else if (outer >= e->learn_first && outer < e->learn_end && task->idx % 2 == 0) {
+	} else if (outer >= e->learn_first && outer < e->learn_end) {
 		/* counts now exactly one: empty before (the mark aside) */
-		if ((value & ~1LL) == one)
+		k = (outer - e->learn_first) * LEARN_CHUNK + (size_t)task->idx;
+		if ((value & ~1LL) == one && k < e->l->count) {
 			e->l->new_tokens++;
+			e->l->fresh[e->l->nfresh++] =
+			        ms_store_token_slot(e->l->store, e->l->hashes[k]);
+		}
 	}
 }
 
@@ -212,7 +210,6 @@ exec_integer(struct ms_reply_sink *sink, const redisReadTask *task, long long va
 static int
 learn_commit(struct learn *l, char *err, size_t errlen)
 {
-	struct ms_redis_conn *conn = ms_store_conn_of(l->store, l->ctx);
 	struct exec_sink e = {.sink.integer = exec_integer, .l = l};
 	redisReply *reply;
 	size_t queued, i;
@@ -233,36 +230,69 @@ learn_commit(struct learn *l, char *err, size_t errlen)
 	e.learn_first = l->old_cls != 0 ? chunks(l->count) + 1 : 0;
 	e.learn_end = e.learn_first + chunks(l->count);
 	l->new_tokens = 0;
+	l->nfresh = 0;
 	if (ms_store_read_sink(l->store, l->ctx, &e.sink, err, errlen) < 0)
 		return -1;
 	if (e.sink.root_type == REDIS_REPLY_NIL)
 		return 0;
-	/* an error in the sweep alone (SCRIPT FLUSH since we loaded it): the
-	 * learn is committed, the sweep waits for the next one */
-	if (e.sink.error_at == (int)queued - 1 && !e.sink.unexpected &&
-	    e.sink.root_type == REDIS_REPLY_ARRAY && e.sink.root_elements == queued) {
-		conn->sweep_loaded = false;
-		return 1;
-	}
 	if (e.sink.root_type != REDIS_REPLY_ARRAY || e.sink.root_elements != queued ||
 	    e.sink.unexpected || e.sink.error[0] != '\0')
 		return ms_store_sink_failed(l->store, l->ctx, &e.sink, err, errlen);
 	return 1;
 }
 
-/* The token count is a statistic: its update is sent without waiting, its
- * reply read before the next command's. */
+/* After the transaction, sent without waiting (their replies are skipped
+ * before the next command's): the recent mark of the slots that now hold
+ * one sighting, the expiry sweep, and the token count. Only a slot holding
+ * one sighting can expire, so only it needs the mark, and before the sweep
+ * (doc/redis-schema.md, "Expire"); a slot seen more often keeps its counts
+ * whatever its mark says. */
 static void
-send_token_count(struct learn *l)
+send_after_commit(struct learn *l)
 {
 	struct ms_redis_conn *conn = ms_store_conn_of(l->store, l->ctx);
+	struct ms_resp *resp = &l->store->resp;
+	unsigned int sent = 0;
+	char bits[16], sweep[16];
+	size_t i, end;
+	int ret = 0;
 
-	if (l->new_tokens == 0)
-		return;
-	if (redisAppendCommand(l->ctx, "HINCRBY %s tokens %lld", l->keys.meta, l->new_tokens) ==
-	            REDIS_OK &&
-	    ms_store_flush_output(l->ctx) == 0)
-		conn->pending++;
+	snprintf(bits, sizeof(bits), "%u", l->store->table_bits);
+	snprintf(sweep, sizeof(sweep), "%u",
+	         ((1u << l->store->table_bits) + MS_STORE_SWEEP_CYCLE_LEARNS - 1) /
+	                 MS_STORE_SWEEP_CYCLE_LEARNS);
+	for (i = 0; i < l->nfresh && ret == 0; i = end, sent++) {
+		end = l->nfresh - i > LEARN_CHUNK ? i + LEARN_CHUNK : l->nfresh;
+		ms_resp_command(resp, 2 + 4 * (end - i));
+		ms_resp_arg(resp, "BITFIELD", 8);
+		ms_resp_arg_str(resp, l->keys.table);
+		for (; i < end; i++) {
+			ms_resp_arg(resp, "SET", 3);
+			ms_resp_arg(resp, "u1", 2);
+			ms_resp_arg_uint(resp, "",
+			                 (unsigned long long)l->fresh[i] * MS_STORE_SLOT_BITS + 39);
+			ms_resp_arg(resp, "1", 1);
+		}
+		ret = ms_store_append_resp(l->store, l->ctx);
+	}
+	/* a NOSCRIPT reply (SCRIPT FLUSH since we loaded it) makes the next
+	 * learn load it again: ms_store_prepare_read */
+	if (ret == 0) {
+		ret = redisAppendCommand(l->ctx, "EVALSHA %s 2 %s %s %s %s", l->store->sweep_sha,
+		                         l->keys.meta, l->keys.table, bits, sweep) == REDIS_OK
+		              ? 0
+		              : -1;
+		sent++;
+	}
+	if (ret == 0 && l->new_tokens != 0) {
+		ret = redisAppendCommand(l->ctx, "HINCRBY %s tokens %lld", l->keys.meta,
+		                         l->new_tokens) == REDIS_OK
+		              ? 0
+		              : -1;
+		sent++;
+	}
+	if (ret == 0 && ms_store_flush_output(l->ctx) == 0)
+		conn->pending += sent;
 	else
 		ms_store_conn_drop(conn);
 }
@@ -288,7 +318,7 @@ learn_run(struct learn *l, enum ms_learn_result *result_r, char *err, size_t err
 			return -1;
 		if (ret == 1) {
 			*result_r = l->old_cls != 0 ? MS_LEARN_MOVED : MS_LEARN_DONE;
-			send_token_count(l);
+			send_after_commit(l);
 			return 0;
 		}
 	}
@@ -315,6 +345,8 @@ ms_store_learn_overlap(struct ms_store *store, const char *user, enum ms_class c
 		return -1;
 	if ((l.ctx = ms_store_conn_get(store, false, err, errlen)) == NULL)
 		return -1;
+	if ((l.fresh = ms_store_fresh_slots(store, count)) == NULL)
+		return ms_error(err, errlen, "out of memory");
 	return learn_run(&l, result_r, err, errlen);
 }
 

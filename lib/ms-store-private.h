@@ -42,6 +42,8 @@ struct ms_store {
 	unsigned int table_bits;
 	char sweep_sha[41];
 	struct ms_resp resp; /* the token commands, formatted */
+	unsigned int *fresh; /* a learn's slots that now hold one sighting */
+	size_t fresh_capacity;
 };
 
 struct ms_store_keys {
@@ -56,6 +58,12 @@ struct ms_redis_conn *ms_store_conn_of(struct ms_store *store, redisContext *ctx
 int ms_store_reply_failed(struct ms_store *store, redisContext *ctx, redisReply *reply, char *err,
                           size_t errlen);
 int ms_store_flush_output(redisContext *ctx);
+/* Room for count slot numbers, reused from learn to learn; NULL if out of
+ * memory. */
+unsigned int *ms_store_fresh_slots(struct ms_store *store, size_t count);
+/* Read a reply nobody waits for, allocating nothing; error gets its error
+ * message ("" if none). On failure the caller drops the connection. */
+int ms_store_discard_reply(redisContext *ctx, char *error, size_t size);
 int ms_store_prepare_read(struct ms_store *store, redisContext *ctx);
 redisReply *ms_store_get_reply(struct ms_store *store, redisContext *ctx);
 int ms_store_make_keys(const struct ms_store *store, const char *user, struct ms_store_keys *keys,

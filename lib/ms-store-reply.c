@@ -120,3 +120,33 @@ ms_store_read_sink(struct ms_store *store, redisContext *ctx, struct ms_reply_si
 	ctx->reader->privdata = saved_privdata;
 	return 0;
 }
+
+static void
+discard_integer(struct ms_reply_sink *sink, const redisReadTask *task, long long value)
+{
+	(void)sink;
+	(void)task;
+	(void)value;
+}
+
+int
+ms_store_discard_reply(redisContext *ctx, char *error, size_t size)
+{
+	struct ms_reply_sink sink = {.integer = discard_integer};
+	redisReplyObjectFunctions *saved = ctx->reader->fn;
+	void *saved_privdata = ctx->reader->privdata;
+	void *reply = NULL;
+
+	ctx->reader->fn = &sink_functions;
+	ctx->reader->privdata = &sink;
+	if (redisGetReply(ctx, &reply) != REDIS_OK) {
+		/* a half-read reply refers to the sink: its functions stay, they
+		 * free nothing, and the caller drops the connection */
+		ctx->reader->privdata = NULL;
+		return -1;
+	}
+	ctx->reader->fn = saved;
+	ctx->reader->privdata = saved_privdata;
+	snprintf(error, size, "%s", sink.error);
+	return 0;
+}

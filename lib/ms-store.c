@@ -85,6 +85,7 @@ ms_store_destroy(struct ms_store **storep)
 	free(store->read.address);
 	free(store->prefix);
 	ms_resp_free(&store->resp);
+	free(store->fresh);
 	free(store);
 	*storep = NULL;
 }
@@ -197,16 +198,34 @@ int
 ms_store_prepare_read(struct ms_store *store, redisContext *ctx)
 {
 	struct ms_redis_conn *conn = ms_store_conn_of(store, ctx);
-	void *reply = NULL;
 
 	if (ms_store_flush_output(ctx) < 0)
 		return -1;
+	char error[16];
+
 	for (; conn->pending > 0; conn->pending--) {
-		if (redisGetReply(ctx, &reply) != REDIS_OK)
+		if (ms_store_discard_reply(ctx, error, sizeof(error)) < 0)
 			return -1;
-		freeReplyObject(reply);
+		if (strncmp(error, "NOSCRIPT", 8) == 0)
+			conn->sweep_loaded = false;
 	}
 	return 0;
+}
+
+unsigned int *
+ms_store_fresh_slots(struct ms_store *store, size_t count)
+{
+	unsigned int *fresh;
+
+	if (count == 0)
+		count = 1; /* a message without tokens still gets a buffer */
+	if (count <= store->fresh_capacity)
+		return store->fresh;
+	if ((fresh = realloc(store->fresh, count * sizeof(*fresh))) == NULL)
+		return NULL;
+	store->fresh = fresh;
+	store->fresh_capacity = count;
+	return fresh;
 }
 
 redisReply *

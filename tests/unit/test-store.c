@@ -5,6 +5,7 @@
 #include "ms-store.h"
 
 #include <check.h>
+#include <hiredis/hiredis.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -258,6 +259,35 @@ START_TEST(test_expiry)
 }
 END_TEST
 
+/* The sweep runs after each learn; a SCRIPT FLUSH costs one learn's sweep,
+ * the next learn loads the script again. */
+START_TEST(test_sweep_after_script_flush)
+{
+	struct ms_store *store = store_new();
+	struct ms_token_counts counts[4];
+	struct ms_store_totals totals;
+	redisContext *admin = redisConnectUnix(sock_path);
+	redisReply *reply;
+
+	ck_assert(admin != NULL && admin->err == 0);
+	learn(store, NULL, MS_CLASS_SPAM, "a", msg_a, 3);
+	reply = redisCommand(admin, "SCRIPT FLUSH");
+	ck_assert_ptr_nonnull(reply);
+	freeReplyObject(reply);
+	learn(store, NULL, MS_CLASS_SPAM, "b", msg_b, 2);
+	learn(store, NULL, MS_CLASS_HAM, "c", msg_a, 3);
+	/* a reply on the store's connection: its sweep has run by then */
+	fetch(store, NULL, all, 4, counts, &totals);
+	reply = redisCommand(admin, "HGET mt{g}:m cursor");
+	ck_assert(reply != NULL && reply->type == REDIS_REPLY_STRING);
+	/* one slot per learn at 2^12 slots: a's and c's sweeps, not b's */
+	ck_assert_str_eq(reply->str, "2");
+	freeReplyObject(reply);
+	redisFree(admin);
+	ms_store_destroy(&store);
+}
+END_TEST
+
 /* Two tokens whose hashes share their top bits share a slot: that is the
  * table's precision, and the counts add up. */
 START_TEST(test_shared_slot)
@@ -271,6 +301,14 @@ START_TEST(test_shared_slot)
 	fetch(store, NULL, near, 2, counts, &totals);
 	ck_assert_uint_eq(counts[0].spam, 1);
 	ck_assert_uint_eq(counts[1].spam, 1);
+	/* both in one message: the slot holds two sightings, one token is new */
+	ck_assert_int_eq(learn(store, NULL, MS_CLASS_HAM, "nn", near, 2), MS_LEARN_DONE);
+	fetch(store, NULL, near, 2, counts, &totals);
+	ck_assert_uint_eq(counts[0].ham, 2);
+	ck_assert_uint_eq(totals.tokens, 1);
+	/* a message without tokens is still learned, once */
+	ck_assert_int_eq(learn(store, NULL, MS_CLASS_HAM, "empty", NULL, 0), MS_LEARN_DONE);
+	ck_assert_int_eq(learn(store, NULL, MS_CLASS_HAM, "empty", NULL, 0), MS_LEARN_ALREADY);
 	ms_store_destroy(&store);
 }
 END_TEST
@@ -640,6 +678,7 @@ main(void)
 	tcase_add_test(tc, test_per_user);
 	tcase_add_test(tc, test_expiry);
 	tcase_add_test(tc, test_shared_slot);
+	tcase_add_test(tc, test_sweep_after_script_flush);
 	tcase_add_test(tc, test_table_size_mismatch);
 	tcase_add_test(tc, test_stats);
 	tcase_add_test(tc, test_redis_trouble);

@@ -283,9 +283,36 @@ maildir_flags(unsigned int flags, char *buf)
 	buf[n] = '\0';
 }
 
-/* Carry out Sieve's decisions: link the staged message into each folder.
- * A folder name the Maildir cannot hold goes to INBOX, as Pigeonhole keeps
- * a message it could not file. Runs as the user. */
+/* The folder store i goes to: a folder name the Maildir cannot hold goes
+ * to INBOX, as Pigeonhole keeps a message it could not file. */
+static const char *
+store_folder(const struct ms_sieve_outcome *out, unsigned int i)
+{
+	const char *folder = out->stores[i].fs_folder;
+
+	return strcasecmp(folder, "INBOX") == 0 || ms_path_safe_folder(folder) ? folder : "INBOX";
+}
+
+/* Did an earlier store go to the folder of store i? (Only INBOX can come
+ * twice: Sieve merges stores by folder name.) */
+static bool
+folder_taken(const struct ms_sieve_outcome *out, unsigned int i)
+{
+	const char *folder = store_folder(out, i);
+	unsigned int j;
+
+	for (j = 0; j < i; j++) {
+		const char *other = store_folder(out, j);
+
+		if (strcmp(other, folder) == 0 ||
+		    (strcasecmp(other, "INBOX") == 0 && strcasecmp(folder, "INBOX") == 0))
+			return true;
+	}
+	return false;
+}
+
+/* Carry out Sieve's decisions: link the staged message into each folder
+ * (a second copy in one folder gets a name of its own). Runs as the user. */
 static enum ms_deliver_status
 publish_stores(const struct ms_user *user, const struct ms_maildir_staged *staged,
                const struct ms_sieve_outcome *out, const struct ms_maildir_chunk *chunks,
@@ -296,18 +323,22 @@ publish_stores(const struct ms_user *user, const struct ms_maildir_staged *stage
 	unsigned int i;
 
 	for (i = 0; i < out->n_stores && status == MS_MAILDIR_OK; i++) {
-		const char *folder = out->stores[i].fs_folder;
+		const char *folder = store_folder(out, i);
 
-		if (strcasecmp(folder, "INBOX") != 0 && !ms_path_safe_folder(folder)) {
+		if (folder != out->stores[i].fs_folder)
 			ms_log_warning("%s: sieve: folder \"%.64s\" cannot be a Maildir folder: "
 			               "INBOX instead",
 			               user->name, out->stores[i].folder);
-			folder = "INBOX";
-		}
 		maildir_flags(out->stores[i].flags, flags);
-		status = ms_maildir_publish(staged, folder, flags, out->stores[i].keywords, chunks,
-		                            count, result->path, sizeof(result->path), err,
-		                            sizeof(err));
+		if (folder_taken(out, i))
+			status = ms_maildir_deliver_flags(staged->dir, folder, staged->host, flags,
+			                                  out->stores[i].keywords, chunks, count,
+			                                  result->path, sizeof(result->path), err,
+			                                  sizeof(err));
+		else
+			status = ms_maildir_publish(staged, folder, flags, out->stores[i].keywords,
+			                            chunks, count, result->path,
+			                            sizeof(result->path), err, sizeof(err));
 		if (status == MS_MAILDIR_OK && first[0] == '\0')
 			snprintf(first, sizeof(first), "%s", result->path);
 	}

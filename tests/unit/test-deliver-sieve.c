@@ -170,6 +170,29 @@ START_TEST(test_copy_to_two_folders)
 }
 END_TEST
 
+START_TEST(test_unusable_folder_goes_to_inbox)
+{
+	struct ms_deliver_result result;
+	char inbox_new[512], inbox_cur[512];
+
+	/* a folder the Maildir cannot hold is kept in INBOX; next to the
+	 * explicit keep that is two copies there, each with its own name */
+	write_file("home/.dovecot.sieve",
+	           "require [\"fileinto\", \"imap4flags\"];\n"
+	           "fileinto :flags \"\\\\Seen\" \"../x\";\nkeep;\n",
+	           0644);
+	ck_assert_int_eq(deliver(&result), MS_DELIVER_OK);
+	snprintf(inbox_new, sizeof(inbox_new), "%s", files_in("new"));
+	snprintf(inbox_cur, sizeof(inbox_cur), "%s", files_in("cur"));
+	ck_assert_int_eq(count_words(inbox_new), 1);
+	ck_assert_int_eq(count_words(inbox_cur), 1);
+	ck_assert(strstr(inbox_cur, ":2,S ") != NULL);
+	/* not the same base name in new/ and cur/ (Dovecot would see a clash) */
+	ck_assert(strncmp(inbox_new, inbox_cur, strcspn(inbox_new, ",")) != 0);
+	ck_assert_str_eq(files_in("tmp"), "");
+}
+END_TEST
+
 START_TEST(test_edited_script_is_recompiled)
 {
 	struct ms_deliver_result result;
@@ -313,6 +336,7 @@ main(void)
 	tcase_add_test(tc, test_copy_to_two_folders);
 	tcase_add_test(tc, test_edited_script_is_recompiled);
 	tcase_add_test(tc, test_users_take_turns);
+	tcase_add_test(tc, test_unusable_folder_goes_to_inbox);
 	tcase_add_test(tc, test_reject);
 	tcase_add_test(tc, test_discard);
 	tcase_add_test(tc, test_broken_script_keeps_and_logs);

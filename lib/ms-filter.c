@@ -233,14 +233,18 @@ learn_prepare(struct learn_batch *b)
 }
 
 /* While Redis runs message current's transaction: the next one, whose slot
- * is free (never the one after, which would overwrite current's tokens). */
-static void
+ * is free (never the one after, which would overwrite current's tokens).
+ * Its digest, if it is ready to be learned next, so its lookup goes ahead. */
+static const unsigned char *
 learn_prepare_next(void *context)
 {
 	struct learn_batch *b = context;
+	size_t slot = (b->current + 1) % MS_FILTER_INFLIGHT;
 
-	if (b->prepared == b->current + 1 && b->prepared < b->count)
-		learn_prepare(b);
+	if (b->prepared != b->current + 1 || b->prepared >= b->count)
+		return NULL;
+	learn_prepare(b);
+	return b->ready[slot] ? b->digests[slot] : NULL;
 }
 
 void

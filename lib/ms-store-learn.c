@@ -29,8 +29,10 @@ struct learn {
 	unsigned int *fresh;
 	size_t nfresh;
 	/* called once while Redis runs the first transaction, then NULL */
-	void (*overlap)(void *context);
+	ms_store_overlap_fn *overlap;
 	void *overlap_context;
+	/* what overlap returned: the next message's digest, or NULL */
+	const unsigned char *next_digest;
 };
 
 static const char *
@@ -53,6 +55,43 @@ learn_failed(struct learn *l, redisReply *reply, char *err, size_t errlen)
 	return ms_store_reply_failed(l->store, l->ctx, reply, err, errlen);
 }
 
+/* The lookup's commands for digest: the sweep script loaded if load, the
+ * digests watched, how digest and the table were learned before. */
+static int
+append_lookup(struct learn *l, const unsigned char *digest, bool load)
+{
+	if ((load &&
+	     redisAppendCommand(l->ctx, "SCRIPT LOAD %s", MS_STORE_SWEEP_LUA) != REDIS_OK) ||
+	    redisAppendCommand(l->ctx, "WATCH %s", l->keys.digests) != REDIS_OK ||
+	    redisAppendCommand(l->ctx, "HGET %s %b", l->keys.digests, digest,
+	                       (size_t)MS_DIGEST_SIZE) != REDIS_OK ||
+	    redisAppendCommand(l->ctx, "HGET %s bits", l->keys.meta) != REDIS_OK)
+		return -1;
+	return 0;
+}
+
+/* Whether the previous learn already sent this one's lookup (ms_filter_learn_many):
+ * then only its replies are read. A lookup sent for another message is skipped. */
+static bool
+lookup_sent_ahead(struct learn *l, bool *load_r)
+{
+	struct ms_store_ahead *ahead = &l->store->ahead;
+	struct ms_redis_conn *conn = ms_store_conn_of(l->store, l->ctx);
+	bool usable;
+
+	if (!ahead->sent)
+		return false;
+	ahead->sent = false;
+	if (ahead->generation != conn->generation)
+		return false; /* sent on a connection since dropped */
+	usable = memcmp(ahead->digest, l->digest, MS_DIGEST_SIZE) == 0 &&
+	         strcmp(ahead->digests_key, l->keys.digests) == 0;
+	if (!usable)
+		conn->pending += ahead->load ? 4 : 3;
+	*load_r = ahead->load;
+	return usable;
+}
+
 /* Round trip 1: load the sweep script on a new connection (or after a
  * NOSCRIPT among the replies skipped first), WATCH the digests, and read how
  * this message and the table were learned before. */
@@ -64,16 +103,13 @@ learn_lookup(struct learn *l, char *err, size_t errlen)
 	uint64_t bits;
 	bool load;
 
-	if (ms_store_prepare_read(l->store, l->ctx) < 0)
-		return learn_failed(l, NULL, err, errlen);
-	load = !conn->sweep_loaded;
-	if ((load &&
-	     redisAppendCommand(l->ctx, "SCRIPT LOAD %s", MS_STORE_SWEEP_LUA) != REDIS_OK) ||
-	    redisAppendCommand(l->ctx, "WATCH %s", l->keys.digests) != REDIS_OK ||
-	    redisAppendCommand(l->ctx, "HGET %s %b", l->keys.digests, l->digest,
-	                       (size_t)MS_DIGEST_SIZE) != REDIS_OK ||
-	    redisAppendCommand(l->ctx, "HGET %s bits", l->keys.meta) != REDIS_OK)
-		return learn_failed(l, NULL, err, errlen);
+	if (!lookup_sent_ahead(l, &load)) {
+		if (ms_store_prepare_read(l->store, l->ctx) < 0)
+			return learn_failed(l, NULL, err, errlen);
+		load = !conn->sweep_loaded;
+		if (append_lookup(l, l->digest, load) < 0)
+			return learn_failed(l, NULL, err, errlen);
+	}
 	if (load) {
 		reply = ms_store_get_reply(l->store, l->ctx);
 		if (reply == NULL || reply->type != REDIS_REPLY_STRING)
@@ -217,7 +253,7 @@ learn_commit(struct learn *l, char *err, size_t errlen)
 	if (append_transaction(l, &queued) < 0 || ms_store_flush_output(l->ctx) < 0)
 		return learn_failed(l, NULL, err, errlen);
 	if (l->overlap != NULL) {
-		l->overlap(l->overlap_context);
+		l->next_digest = l->overlap(l->overlap_context);
 		l->overlap = NULL;
 	}
 	for (i = 0; i < queued + 1; i++) { /* +OK for MULTI, +QUEUED each */
@@ -239,6 +275,26 @@ learn_commit(struct learn *l, char *err, size_t errlen)
 	    e.sink.unexpected || e.sink.error[0] != '\0')
 		return ms_store_sink_failed(l->store, l->ctx, &e.sink, err, errlen);
 	return 1;
+}
+
+/* The next message's lookup rides on this learn's last write, so that its
+ * answer is there when the next learn asks: one wait less per message. */
+static int
+send_lookup_ahead(struct learn *l)
+{
+	struct ms_store_ahead *ahead = &l->store->ahead;
+	struct ms_redis_conn *conn = ms_store_conn_of(l->store, l->ctx);
+
+	if (l->next_digest == NULL)
+		return 0;
+	ahead->load = !conn->sweep_loaded;
+	if (append_lookup(l, l->next_digest, ahead->load) < 0)
+		return -1;
+	ahead->sent = true;
+	ahead->generation = conn->generation;
+	memcpy(ahead->digest, l->next_digest, MS_DIGEST_SIZE);
+	snprintf(ahead->digests_key, sizeof(ahead->digests_key), "%s", l->keys.digests);
+	return 0;
 }
 
 /* After the transaction, sent without waiting (their replies are skipped
@@ -291,6 +347,8 @@ send_after_commit(struct learn *l)
 		              : -1;
 		sent++;
 	}
+	if (ret == 0)
+		ret = send_lookup_ahead(l);
 	if (ret == 0 && ms_store_flush_output(l->ctx) == 0)
 		conn->pending += sent;
 	else
@@ -328,7 +386,7 @@ learn_run(struct learn *l, enum ms_learn_result *result_r, char *err, size_t err
 int
 ms_store_learn_overlap(struct ms_store *store, const char *user, enum ms_class cls,
                        const unsigned char digest[MS_DIGEST_SIZE], const uint64_t *hashes,
-                       size_t count, void (*overlap)(void *context), void *context,
+                       size_t count, ms_store_overlap_fn *overlap, void *context,
                        enum ms_learn_result *result_r, char *err, size_t errlen)
 {
 	struct learn l = {

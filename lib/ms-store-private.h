@@ -34,6 +34,15 @@ struct ms_redis_conn {
 	bool sweep_loaded;
 };
 
+/* A learn's lookup sent with the previous learn's last write. */
+struct ms_store_ahead {
+	bool sent;
+	bool load; /* SCRIPT LOAD sent with it */
+	unsigned long generation;
+	unsigned char digest[MS_DIGEST_SIZE];
+	char digests_key[MS_STORE_MAX_KEY];
+};
+
 struct ms_store {
 	struct ms_redis_conn write;
 	struct ms_redis_conn read; /* address NULL: read from write */
@@ -44,6 +53,7 @@ struct ms_store {
 	struct ms_resp resp; /* the token commands, formatted */
 	unsigned int *fresh; /* a learn's slots that now hold one sighting */
 	size_t fresh_capacity;
+	struct ms_store_ahead ahead;
 };
 
 struct ms_store_keys {

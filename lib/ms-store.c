@@ -203,6 +203,12 @@ ms_store_prepare_read(struct ms_store *store, redisContext *ctx)
 		return -1;
 	char error[16];
 
+	/* a learn's lookup sent ahead that this read is not: skipped too */
+	if (store->ahead.sent && conn == &store->write &&
+	    store->ahead.generation == conn->generation) {
+		conn->pending += store->ahead.load ? 4 : 3;
+		store->ahead.sent = false;
+	}
 	for (; conn->pending > 0; conn->pending--) {
 		if (ms_store_discard_reply(ctx, error, sizeof(error)) < 0)
 			return -1;

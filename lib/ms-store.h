@@ -57,10 +57,14 @@ int ms_store_learn(struct ms_store *store, const char *user, enum ms_class cls,
 
 /* ms_store_learn, and overlap(context) is called once while Redis runs the
  * transaction (not at all if the learn ends before: an error, ALREADY):
- * the caller prepares its next message meanwhile. */
+ * the caller prepares its next message meanwhile and returns its digest if
+ * the next learn (same user) is that message's, else NULL; its lookup is
+ * then sent ahead. */
+typedef const unsigned char *ms_store_overlap_fn(void *context);
+
 int ms_store_learn_overlap(struct ms_store *store, const char *user, enum ms_class cls,
                            const unsigned char digest[MS_DIGEST_SIZE], const uint64_t *hashes,
-                           size_t count, void (*overlap)(void *context), void *context,
+                           size_t count, ms_store_overlap_fn *overlap, void *context,
                            enum ms_learn_result *result_r, char *err, size_t errlen);
 
 /* Expiry of rare, stale tokens: visit the next nslots slots; a token seen

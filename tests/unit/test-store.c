@@ -616,6 +616,51 @@ START_TEST(test_filter_learn_many)
 }
 END_TEST
 
+static unsigned char ahead_digest[MS_DIGEST_SIZE];
+
+static const unsigned char *
+overlap_ahead(void *context)
+{
+	(void)context;
+	return ahead_digest;
+}
+
+/* A learn may send the next one's lookup ahead (ms_filter_learn_many); if
+ * something else comes first, its replies are skipped, not taken for
+ * another command's. */
+START_TEST(test_lookup_ahead_unused)
+{
+	struct ms_store *store = store_new();
+	struct ms_token_counts counts[4];
+	struct ms_store_totals totals;
+	enum ms_learn_result result;
+	unsigned char digest[MS_DIGEST_SIZE];
+	char err[256];
+
+	digest_of("a", digest);
+	digest_of("b", ahead_digest);
+	ck_assert_int_eq(ms_store_learn_overlap(store, NULL, MS_CLASS_SPAM, digest, msg_a, 3,
+	                                        overlap_ahead, NULL, &result, err, sizeof(err)),
+	                 0);
+	/* a read on the same connection, then another message than announced */
+	fetch(store, NULL, all, 4, counts, &totals);
+	ck_assert_uint_eq(totals.learned_spam, 1);
+	ck_assert_uint_eq(counts[0].spam, 1);
+	ck_assert_int_eq(ms_store_learn_overlap(store, NULL, MS_CLASS_HAM, digest, msg_b, 2,
+	                                        overlap_ahead, NULL, &result, err, sizeof(err)),
+	                 0);
+	ck_assert_int_eq(result, MS_LEARN_MOVED);
+	ck_assert_int_eq(learn(store, NULL, MS_CLASS_HAM, "c", msg_a, 3), MS_LEARN_DONE);
+	/* the announced one, at last */
+	ck_assert_int_eq(learn(store, NULL, MS_CLASS_HAM, "b", msg_b, 2), MS_LEARN_DONE);
+	fetch(store, NULL, all, 4, counts, &totals);
+	ck_assert_uint_eq(totals.learned_spam, 0);
+	ck_assert_uint_eq(totals.learned_ham, 3);
+	ck_assert_uint_eq(counts[2].ham, 3);
+	ms_store_destroy(&store);
+}
+END_TEST
+
 /* A request whose connection was lost is not answered from the next one. */
 START_TEST(test_fetch_pipeline)
 {
@@ -685,6 +730,7 @@ main(void)
 	tcase_add_test(tc, test_filter_verdicts);
 	tcase_add_test(tc, test_filter_classify_many);
 	tcase_add_test(tc, test_filter_learn_many);
+	tcase_add_test(tc, test_lookup_ahead_unused);
 	tcase_add_test(tc, test_fetch_pipeline);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);

@@ -1,10 +1,9 @@
 /* The filter as the delivery path and the learner see it: tokenize, one
  * store round trip, classify. Redis trouble is a verdict (UNKNOWN), never a
  * failure of the caller. */
-#include "ms-filter.h"
+#include "ms-filter-private.h"
 #include "ms-classify.h"
 #include "ms-config.h"
-#include "ms-digest.h"
 #include "ms-log.h"
 #include "ms-store.h"
 #include "ms-tokenize.h"
@@ -18,24 +17,6 @@
  * little: the verdict is UNKNOWN ("not enough training") instead of a guess
  * that could file a user's ham into Junk. */
 #define MS_FILTER_MIN_LEARNS 10
-
-/* ms_filter_classify_many keeps two messages in flight: one waiting for
- * Redis's answer while the next is tokenized (doc/redis-schema.md). */
-#define MS_FILTER_INFLIGHT 2
-
-struct inflight {
-	struct ms_tokens tokens;
-	unsigned long ticket; /* of the store's request */
-	bool sent;
-};
-
-struct ms_filter {
-	const struct ms_config *cfg;
-	struct ms_store *store;
-	struct inflight inflight[MS_FILTER_INFLIGHT];
-	struct ms_token_counts *counts;
-	size_t counts_capacity;
-};
 
 struct ms_filter *
 ms_filter_create(const struct ms_config *cfg)
@@ -74,14 +55,14 @@ ms_filter_destroy(struct ms_filter **filterp)
 }
 
 /* per_user = no: everyone shares one set of statistics */
-static const char *
-store_user(const struct ms_filter *filter, const char *user)
+const char *
+ms_filter_store_user(const struct ms_filter *filter, const char *user)
 {
 	return filter->cfg->per_user ? user : NULL;
 }
 
-static int
-tokenize(struct ms_tokens *tokens, const unsigned char *msg, size_t size)
+int
+ms_filter_tokenize(struct ms_tokens *tokens, const unsigned char *msg, size_t size)
 {
 	tokens->count = 0;
 	return ms_tokenize_message(msg, size, tokens);
@@ -124,12 +105,12 @@ classify_send(struct ms_filter *filter, const char *user, const struct ms_filter
 	verdict->score = 0.5;
 	f->sent = false;
 	/* counts only grow: reserved now, they fit when the answer comes */
-	if (tokenize(&f->tokens, msg->data, msg->size) < 0 ||
+	if (ms_filter_tokenize(&f->tokens, msg->data, msg->size) < 0 ||
 	    reserve_counts(filter, f->tokens.count) < 0) {
 		set_unknown(verdict, "out of memory");
 		return;
 	}
-	if (ms_store_fetch_send(filter->store, store_user(filter, user), f->tokens.hashes,
+	if (ms_store_fetch_send(filter->store, ms_filter_store_user(filter, user), f->tokens.hashes,
 	                        f->tokens.count, &f->ticket, err, sizeof(err)) < 0) {
 		ms_log_warning("filter: %s: message not filtered", err);
 		set_unknown(verdict, "redis unavailable");
@@ -172,6 +153,26 @@ classify_finish(struct ms_filter *filter, struct inflight *f, struct ms_verdict 
 	verdict->spam = score >= filter->cfg->spam_threshold;
 }
 
+/* After a big message, give its arrays back instead of keeping them for
+ * the next one: most mail makes a few thousand tokens at most. */
+#define MS_FILTER_KEEP_TOKENS 4096
+
+void
+ms_filter_trim(struct ms_filter *filter)
+{
+	size_t i;
+
+	for (i = 0; i < MS_FILTER_INFLIGHT; i++) {
+		if (filter->inflight[i].tokens.capacity > MS_FILTER_KEEP_TOKENS)
+			ms_tokens_free(&filter->inflight[i].tokens);
+	}
+	if (filter->counts_capacity > MS_FILTER_KEEP_TOKENS) {
+		free(filter->counts);
+		filter->counts = NULL;
+		filter->counts_capacity = 0;
+	}
+}
+
 void
 ms_filter_classify_many(struct ms_filter *filter, const char *user,
                         const struct ms_filter_message *msgs, size_t count,
@@ -189,6 +190,7 @@ ms_filter_classify_many(struct ms_filter *filter, const char *user,
 			              &verdicts[i + 1]);
 		classify_finish(filter, &filter->inflight[i % MS_FILTER_INFLIGHT], &verdicts[i]);
 	}
+	ms_filter_trim(filter);
 }
 
 void
@@ -200,96 +202,6 @@ ms_filter_classify(struct ms_filter *filter, const char *user, const unsigned ch
 	ms_filter_classify_many(filter, user, &m, 1, verdict);
 }
 
-/* ms_filter_learn_many's state: message i is learned from slot i % 2
- * while message i + 1 is prepared (digest, tokens) in the other. */
-struct learn_batch {
-	struct ms_filter *filter;
-	const struct ms_filter_message *msgs;
-	struct ms_learn_outcome *outcomes;
-	size_t count;
-	size_t current;  /* being learned */
-	size_t prepared; /* messages prepared so far */
-	unsigned char digests[MS_FILTER_INFLIGHT][MS_DIGEST_SIZE];
-	bool ready[MS_FILTER_INFLIGHT];
-};
-
-static void
-learn_prepare(struct learn_batch *b)
-{
-	size_t i = b->prepared++, slot = i % MS_FILTER_INFLIGHT;
-	struct ms_learn_outcome *o = &b->outcomes[i];
-
-	memset(o, 0, sizeof(*o));
-	b->ready[slot] = false;
-	if (ms_message_digest(b->msgs[i].data, b->msgs[i].size, b->digests[slot]) < 0) {
-		o->status = -1;
-		snprintf(o->err, sizeof(o->err), "message digest failed");
-	} else if (tokenize(&b->filter->inflight[slot].tokens, b->msgs[i].data, b->msgs[i].size) <
-	           0) {
-		o->status = -1;
-		snprintf(o->err, sizeof(o->err), "out of memory");
-	} else
-		b->ready[slot] = true;
-}
-
-/* While Redis runs message current's transaction: the next one, whose slot
- * is free (never the one after, which would overwrite current's tokens).
- * Its digest, if it is ready to be learned next, so its lookup goes ahead. */
-static const unsigned char *
-learn_prepare_next(void *context)
-{
-	struct learn_batch *b = context;
-	size_t slot = (b->current + 1) % MS_FILTER_INFLIGHT;
-
-	if (b->prepared != b->current + 1 || b->prepared >= b->count)
-		return NULL;
-	learn_prepare(b);
-	return b->ready[slot] ? b->digests[slot] : NULL;
-}
-
-void
-ms_filter_learn_many(struct ms_filter *filter, const char *user, enum ms_class cls,
-                     const struct ms_filter_message *msgs, size_t count,
-                     struct ms_learn_outcome *outcomes)
-{
-	struct learn_batch b = {
-	        .filter = filter, .msgs = msgs, .outcomes = outcomes, .count = count};
-	struct ms_learn_outcome *o;
-	struct ms_tokens *tokens;
-	size_t slot;
-
-	for (b.current = 0; b.current < count; b.current++) {
-		if (b.prepared == b.current)
-			learn_prepare(&b);
-		slot = b.current % MS_FILTER_INFLIGHT;
-		if (!b.ready[slot])
-			continue;
-		o = &outcomes[b.current];
-		tokens = &filter->inflight[slot].tokens;
-		o->status = ms_store_learn_overlap(filter->store, store_user(filter, user), cls,
-		                                   b.digests[slot], tokens->hashes, tokens->count,
-		                                   learn_prepare_next, &b, &o->result, o->err,
-		                                   sizeof(o->err));
-	}
-}
-
-int
-ms_filter_learn(struct ms_filter *filter, const char *user, enum ms_class cls,
-                const unsigned char *msg, size_t size, enum ms_learn_result *result_r, char *err,
-                size_t errlen)
-{
-	struct ms_filter_message m = {.data = msg, .size = size};
-	struct ms_learn_outcome o;
-
-	ms_filter_learn_many(filter, user, cls, &m, 1, &o);
-	if (o.status < 0) {
-		snprintf(err, errlen, "%s", o.err);
-		return -1;
-	}
-	*result_r = o.result;
-	return 0;
-}
-
 int
 ms_filter_stats(struct ms_filter *filter, const char *user, struct ms_filter_stats *stats,
                 char *err, size_t errlen)
@@ -297,8 +209,8 @@ ms_filter_stats(struct ms_filter *filter, const char *user, struct ms_filter_sta
 	struct ms_store_totals totals;
 	unsigned long long memory;
 
-	if (ms_store_stats(filter->store, store_user(filter, user), &totals, &memory, err, errlen) <
-	    0)
+	if (ms_store_stats(filter->store, ms_filter_store_user(filter, user), &totals, &memory, err,
+	                   errlen) < 0)
 		return -1;
 	stats->learned_spam = totals.learned_spam;
 	stats->learned_ham = totals.learned_ham;

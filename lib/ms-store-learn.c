@@ -112,10 +112,9 @@ learn_lookup(struct learn *l, char *err, size_t errlen)
 	}
 	if (load) {
 		reply = ms_store_get_reply(l->store, l->ctx);
-		if (reply == NULL || reply->type != REDIS_REPLY_STRING)
+		if (ms_store_note_sweep(l->store, conn, reply) < 0)
 			return learn_failed(l, reply, err, errlen);
 		freeReplyObject(reply);
-		conn->sweep_loaded = true;
 	}
 	reply = ms_store_get_reply(l->store, l->ctx);
 	if (reply == NULL || reply->type != REDIS_REPLY_STATUS)

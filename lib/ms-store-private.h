@@ -49,7 +49,7 @@ struct ms_store {
 	char *prefix;
 	struct timeval timeout;
 	unsigned int table_bits;
-	char sweep_sha[41];
+	char sweep_sha[41];  /* as Redis named it on SCRIPT LOAD */
 	struct ms_resp resp; /* the token commands, formatted */
 	unsigned int *fresh; /* a learn's slots that now hold one sighting */
 	size_t fresh_capacity;
@@ -81,6 +81,9 @@ int ms_store_make_keys(const struct ms_store *store, const char *user, struct ms
 unsigned int ms_store_token_slot(const struct ms_store *store, uint64_t hash);
 uint64_t ms_store_reply_uint(const redisReply *reply);
 bool ms_store_is_array(const redisReply *reply, size_t elements);
+/* Keep the sweep script's SHA-1 from a SCRIPT LOAD reply; -1 if it is not one. */
+int ms_store_note_sweep(struct ms_store *store, struct ms_redis_conn *conn,
+                        const redisReply *reply);
 
 /* A reply read without redisReply objects (ms-store-reply.c): integer is
  * called for each integer (task->parent NULL: the reply itself; task->idx:

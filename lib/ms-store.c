@@ -6,7 +6,6 @@
 #include <hiredis/hiredis.h>
 #include <hiredis/sds.h>
 #include <inttypes.h>
-#include <openssl/evp.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -18,22 +17,6 @@
 
 /* Tokens per BITFIELD command: Redis refuses more than 1M arguments. */
 #define MS_STORE_FETCH_CHUNK 8192
-
-static void
-script_sha1(const char *script, char hex[41])
-{
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int len = 0, i;
-
-	if (EVP_Digest(script, strlen(script), md, &len, EVP_sha1(), NULL) != 1 || len != 20) {
-		/* EVALSHA then fails with NOSCRIPT and EVAL takes over */
-		memset(hex, '0', 40);
-		len = 0;
-	}
-	for (i = 0; i < len; i++)
-		snprintf(hex + 2 * i, 3, "%02x", md[i]);
-	hex[40] = '\0';
-}
 
 struct ms_store *
 ms_store_create(const char *address, const char *read_address, const char *prefix,
@@ -57,7 +40,6 @@ ms_store_create(const char *address, const char *read_address, const char *prefi
 	store->table_bits = table_bits;
 	store->timeout.tv_sec = timeout_msecs / 1000;
 	store->timeout.tv_usec = (timeout_msecs % 1000) * 1000;
-	script_sha1(MS_STORE_SWEEP_LUA, store->sweep_sha);
 	ms_resp_init(&store->resp);
 	return store;
 }
@@ -472,17 +454,50 @@ ms_store_fetch(struct ms_store *store, const char *user, const uint64_t *hashes,
 	return ms_store_fetch_receive(store, ticket, count, counts, totals, err, errlen);
 }
 
-/* EVALSHA, and EVAL once when Redis does not know the script yet (first
- * use, restart, SCRIPT FLUSH). */
-static redisReply *
-run_script(struct ms_store *store, redisContext *ctx, const char *sha, const char *script, int argc,
-           const char **argv, size_t *argvlen)
+/* Redis names a script by its SHA-1 and returns it from SCRIPT LOAD, so
+ * mailsift never hashes the script itself: the delivery path then needs no
+ * libcrypto, which costs ~1.5 MB of resident memory just by being loaded. */
+int
+ms_store_note_sweep(struct ms_store *store, struct ms_redis_conn *conn, const redisReply *reply)
+{
+	if (reply == NULL || reply->type != REDIS_REPLY_STRING || reply->len != 40)
+		return -1;
+	memcpy(store->sweep_sha, reply->str, 40);
+	store->sweep_sha[40] = '\0';
+	conn->sweep_loaded = true;
+	return 0;
+}
+
+/* Returns 0, or -1 with *reply_r the unexpected reply (or NULL). */
+static int
+load_sweep(struct ms_store *store, redisContext *ctx, redisReply **reply_r)
 {
 	redisReply *reply;
 
+	*reply_r = NULL;
+	if (redisAppendCommand(ctx, "SCRIPT LOAD %s", MS_STORE_SWEEP_LUA) != REDIS_OK ||
+	    (reply = ms_store_get_reply(store, ctx)) == NULL)
+		return -1;
+	if (ms_store_note_sweep(store, ms_store_conn_of(store, ctx), reply) < 0) {
+		*reply_r = reply;
+		return -1;
+	}
+	freeReplyObject(reply);
+	return 0;
+}
+
+/* EVALSHA of the sweep (loaded first on a new connection), and EVAL once
+ * when Redis forgot it since (restart, SCRIPT FLUSH). */
+static redisReply *
+run_sweep(struct ms_store *store, redisContext *ctx, int argc, const char **argv, size_t *argvlen)
+{
+	redisReply *reply;
+
+	if (!ms_store_conn_of(store, ctx)->sweep_loaded && load_sweep(store, ctx, &reply) < 0)
+		return reply;
 	argv[0] = "EVALSHA";
 	argvlen[0] = 7;
-	argv[1] = sha;
+	argv[1] = store->sweep_sha;
 	argvlen[1] = 40;
 	if (redisAppendCommandArgv(ctx, argc, argv, argvlen) != REDIS_OK ||
 	    (reply = ms_store_get_reply(store, ctx)) == NULL)
@@ -492,8 +507,8 @@ run_script(struct ms_store *store, redisContext *ctx, const char *sha, const cha
 	freeReplyObject(reply);
 	argv[0] = "EVAL";
 	argvlen[0] = 4;
-	argv[1] = script;
-	argvlen[1] = strlen(script);
+	argv[1] = MS_STORE_SWEEP_LUA;
+	argvlen[1] = strlen(MS_STORE_SWEEP_LUA);
 	if (redisAppendCommandArgv(ctx, argc, argv, argvlen) != REDIS_OK)
 		return NULL;
 	return ms_store_get_reply(store, ctx);
@@ -523,7 +538,7 @@ ms_store_expire(struct ms_store *store, const char *user, unsigned int nslots,
 	argv[6] = count;
 	for (i = 2; i < 7; i++)
 		argvlen[i] = strlen(argv[i]);
-	reply = run_script(store, ctx, store->sweep_sha, MS_STORE_SWEEP_LUA, 7, argv, argvlen);
+	reply = run_sweep(store, ctx, 7, argv, argvlen);
 	if (reply == NULL || reply->type != REDIS_REPLY_INTEGER || reply->integer < 0)
 		return ms_store_reply_failed(store, ctx, reply, err, errlen);
 	*removed_r = (unsigned long long)reply->integer;

@@ -288,6 +288,68 @@ START_TEST(test_sweep_after_script_flush)
 }
 END_TEST
 
+/* What Redis itself says: INFO field name (e.g. "cmdstat_eval:") present? */
+static bool
+redis_info_has(const char *section, const char *field)
+{
+	redisContext *c = redisConnectUnix(sock_path);
+	redisReply *reply;
+	bool found;
+
+	ck_assert_msg(c != NULL && c->err == 0, "connect to redis");
+	reply = redisCommand(c, "INFO %s", section);
+	ck_assert_msg(reply != NULL && reply->type == REDIS_REPLY_STRING, "INFO %s", section);
+	found = strstr(reply->str, field) != NULL;
+	freeReplyObject(reply);
+	redisFree(c);
+	return found;
+}
+
+static void
+redis_script_flush(void)
+{
+	redisContext *c = redisConnectUnix(sock_path);
+	redisReply *reply;
+
+	ck_assert_msg(c != NULL && c->err == 0, "connect to redis");
+	reply = redisCommand(c, "SCRIPT FLUSH");
+	ck_assert_msg(reply != NULL && reply->type == REDIS_REPLY_STATUS, "SCRIPT FLUSH");
+	freeReplyObject(reply);
+	redisFree(c);
+}
+
+/* The sweep script is named by the SHA-1 Redis returns from SCRIPT LOAD
+ * (mailsift does not hash it): a store that sweeps before it ever learned
+ * runs it by EVALSHA without a NOSCRIPT round, and after SCRIPT FLUSH the
+ * sweep and learning still work. */
+START_TEST(test_expiry_script_name)
+{
+	struct ms_store *store = store_new();
+	unsigned long long removed;
+
+	expire_all(store, &removed);
+	ms_store_destroy(&store);
+	store = store_new();
+	learn(store, NULL, MS_CLASS_SPAM, "a", msg_a, 3);
+	ms_store_destroy(&store);
+	store = store_new();
+	expire_all(store, &removed);
+	ck_assert_uint_eq(removed, 0);
+	ck_assert(redis_info_has("commandstats", "cmdstat_evalsha:"));
+	ck_assert(!redis_info_has("commandstats", "cmdstat_eval:"));
+	ck_assert(!redis_info_has("errorstats", "errorstat_NOSCRIPT:"));
+
+	redis_script_flush();
+	expire_all(store, &removed);
+	ck_assert_uint_eq(removed, 3); /* msg_a's tokens, seen once, not since */
+	ck_assert(redis_info_has("commandstats", "cmdstat_eval:"));
+	redis_script_flush();
+	ck_assert_int_eq(learn(store, NULL, MS_CLASS_HAM, "b", msg_b, 2), MS_LEARN_DONE);
+	ck_assert_int_eq(learn(store, NULL, MS_CLASS_HAM, "b2", msg_b, 2), MS_LEARN_DONE);
+	ms_store_destroy(&store);
+}
+END_TEST
+
 /* Two tokens whose hashes share their top bits share a slot: that is the
  * table's precision, and the counts add up. */
 START_TEST(test_shared_slot)
@@ -722,6 +784,7 @@ main(void)
 	tcase_add_test(tc, test_learn_relearn);
 	tcase_add_test(tc, test_per_user);
 	tcase_add_test(tc, test_expiry);
+	tcase_add_test(tc, test_expiry_script_name);
 	tcase_add_test(tc, test_shared_slot);
 	tcase_add_test(tc, test_sweep_after_script_flush);
 	tcase_add_test(tc, test_table_size_mismatch);

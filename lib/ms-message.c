@@ -436,13 +436,15 @@ finish_message(struct parse_ctx *ctx, struct message_part *parts, bool has_nuls)
 
 /* glibc loads a charset's converter module on iconv_open() and unloads it
  * on the last iconv_close(): per message, that was a third of the parse
- * time. Holding one converter open for each common charset keeps their
- * modules loaded for the life of the process. */
+ * time. Holding one converter open keeps its module loaded for the life of
+ * the process, but costs resident memory: the module's pages and a 32 KB
+ * buffer, 50-130 KB for each CJK one (20 charsets pinned were 1 MB of the
+ * delivery daemon's peak RSS). Only the Western charsets are pinned: in the
+ * corpus they are 96% of the parts that need converting. */
 static const char *const pinned_charsets[] = {
-        "ISO-8859-1",   "ISO-8859-2", "ISO-8859-15", "WINDOWS-1250", "WINDOWS-1251",
-        "WINDOWS-1252", "KOI8-R",     "KOI8-U",      "GB2312",       "GBK",
-        "GB18030",      "BIG5",       "EUC-JP",      "SHIFT_JIS",    "ISO-2022-JP",
-        "EUC-KR",       "UTF-16",     "UTF-7",       "ISO-8859-7",   "ISO-8859-9",
+        "ISO-8859-1",
+        "ISO-8859-15",
+        "WINDOWS-1252",
 };
 static iconv_t pinned[N_ELEMENTS(pinned_charsets)];
 static bool pinned_done;

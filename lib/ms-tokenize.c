@@ -22,12 +22,26 @@
 
 #define MAX_BODY_WORDS 20000
 
+/* A long text repeats its words: a 200 KB one makes 40,000 tokens of which
+ * 25,000 differ. Once the array holds this many, a full array first drops
+ * its duplicates and grows only if that freed less than a quarter, so it
+ * stays near the number of distinct tokens. The result is the same. */
+#define TOKENS_COMPACT_MIN 4096
+
+static int sort_unique(struct ms_tokens *tokens);
+
 static int
 tokens_grow(struct ms_tokens *tokens)
 {
 	size_t capacity = tokens->capacity == 0 ? 1024 : tokens->capacity * 2;
 	uint64_t *hashes;
 
+	if (tokens->capacity >= TOKENS_COMPACT_MIN) {
+		if (sort_unique(tokens) < 0)
+			return -1;
+		if (tokens->count < tokens->capacity - tokens->capacity / 4)
+			return 0;
+	}
 	if ((hashes = realloc(tokens->hashes, capacity * sizeof(*hashes))) == NULL)
 		return -1;
 	tokens->hashes = hashes;
@@ -340,46 +354,74 @@ sort_bucket(uint64_t *v, size_t n)
 	}
 }
 
-/* Hashes are uniform: one counting pass on their top bits spreads them
- * into buckets of one or two, which insertion sort finishes. Several times
- * faster than qsort or a full radix sort for a few thousand tokens. A bucket
- * that is large anyway (crafted tokens) goes to qsort: never quadratic. */
+/* Hashes are uniform: a counting pass on their top bits and an in-place
+ * permutation (American flag sort) spread them into buckets of one or two,
+ * which insertion sort finishes. Several times faster than qsort for a few
+ * thousand tokens, and no copy of the array. A bucket that is large anyway
+ * (crafted tokens) goes to qsort: never quadratic. */
+#define SORT_BITS_MAX 12
+
+static size_t
+dedup_sorted(uint64_t *h, size_t n)
+{
+	size_t i, out = 1;
+
+	for (i = 1; i < n; i++) {
+		if (h[i] != h[out - 1])
+			h[out++] = h[i];
+	}
+	return out;
+}
+
+static void
+permute_buckets(uint64_t *h, const uint32_t *end, uint32_t *next, size_t nbuckets,
+                unsigned int bits)
+{
+	size_t b, d;
+	uint64_t v, t;
+
+	for (b = 0; b < nbuckets; b++) {
+		while (next[b] < end[b]) {
+			v = h[next[b]];
+			/* carry v to its bucket, taking along what it displaces */
+			while ((d = v >> (64 - bits)) != b) {
+				t = h[next[d]];
+				h[next[d]++] = v;
+				v = t;
+			}
+			h[next[b]++] = v;
+		}
+	}
+}
+
 static int
 sort_unique(struct ms_tokens *tokens)
 {
-	size_t n = tokens->count, nbuckets, i, out, *end;
-	uint64_t *sorted, *h = tokens->hashes;
+	size_t n = tokens->count, nbuckets, i, start;
+	uint64_t *h = tokens->hashes;
+	uint32_t *end, *next;
 	unsigned int bits = 4;
 
 	if (n < 2)
 		return 0;
-	while (bits < 16 && ((size_t)1 << bits) < n)
+	while (bits < SORT_BITS_MAX && ((size_t)1 << bits) < n)
 		bits++;
 	nbuckets = (size_t)1 << bits;
-	end = calloc(nbuckets + 1, sizeof(*end));
-	sorted = malloc(n * sizeof(*sorted));
-	if (end == NULL || sorted == NULL) {
-		free(end);
-		free(sorted);
+	if ((end = calloc(2 * nbuckets, sizeof(*end))) == NULL)
 		return -1;
-	}
+	next = end + nbuckets;
 	for (i = 0; i < n; i++)
-		end[(h[i] >> (64 - bits)) + 1]++;
-	for (i = 1; i <= nbuckets; i++)
-		end[i] += end[i - 1];
-	/* end[b] is where bucket b starts; after the scatter, where it ends */
-	for (i = 0; i < n; i++)
-		sorted[end[h[i] >> (64 - bits)]++] = h[i];
-	for (i = 0; i < nbuckets; i++)
-		sort_bucket(sorted + (i == 0 ? 0 : end[i - 1]), end[i] - (i == 0 ? 0 : end[i - 1]));
-	h[0] = sorted[0];
-	for (i = 1, out = 1; i < n; i++) {
-		if (sorted[i] != h[out - 1])
-			h[out++] = sorted[i];
+		end[h[i] >> (64 - bits)]++;
+	for (i = 0, start = 0; i < nbuckets; i++) {
+		next[i] = (uint32_t)start;
+		start += end[i];
+		end[i] = (uint32_t)start;
 	}
-	tokens->count = out;
+	permute_buckets(h, end, next, nbuckets, bits);
+	for (i = 0, start = 0; i < nbuckets; start = end[i++])
+		sort_bucket(h + start, end[i] - start);
+	tokens->count = dedup_sorted(h, n);
 	free(end);
-	free(sorted);
 	return 0;
 }
 

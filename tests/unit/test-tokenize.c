@@ -226,6 +226,70 @@ START_TEST(test_sorted_unique_stable)
 }
 END_TEST
 
+/* Every hash the tokenizer made, duplicates included. */
+struct all_hashes {
+	uint64_t *items;
+	size_t count, capacity;
+};
+
+static void
+hash_cb(const char *text, size_t len, uint64_t hash, void *context)
+{
+	struct all_hashes *h = context;
+
+	if (h->count == h->capacity) {
+		h->capacity = h->capacity == 0 ? 4096 : h->capacity * 2;
+		h->items = realloc(h->items, h->capacity * sizeof(*h->items));
+		ck_assert_ptr_nonnull(h->items);
+	}
+	h->items[h->count++] = hash;
+}
+
+static int
+cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* A long text with many repeated words (tens of thousands of tokens, a
+ * third distinct): the array is deduplicated as it fills, and the result
+ * is exactly the sorted set of every token made. */
+START_TEST(test_many_tokens_exact)
+{
+	struct all_hashes all = {NULL, 0, 0};
+	struct ms_tokens tokens;
+	size_t size = 400 * 1024, pos, i, out;
+	char *msg = malloc(size + 64);
+
+	ck_assert_ptr_nonnull(msg);
+	pos = (size_t)sprintf(msg, "Subject: many\n\n");
+	for (i = 0; pos + 16 < size; i++)
+		pos += (size_t)sprintf(msg + pos, "w%zx%s", (i * 7919) % 9000,
+		                       i % 12 == 11 ? "\n" : " ");
+	ms_tokens_init(&tokens);
+	ck_assert_int_eq(
+	        ms_tokenize_message_debug((const unsigned char *)msg, pos, &tokens, hash_cb, &all),
+	        0);
+	ck_assert_uint_gt(all.count, 30000);
+	qsort(all.items, all.count, sizeof(*all.items), cmp_u64);
+	for (i = 1, out = 1; i < all.count; i++) {
+		if (all.items[i] != all.items[out - 1])
+			all.items[out++] = all.items[i];
+	}
+	ck_assert_uint_gt(out, 10000);
+	ck_assert_uint_lt(out, all.count / 2);
+	ck_assert_uint_eq(tokens.count, out);
+	ck_assert_int_eq(memcmp(tokens.hashes, all.items, out * sizeof(*all.items)), 0);
+	/* it held about the distinct tokens, not all of them */
+	ck_assert_uint_lt(tokens.capacity, all.count);
+	ms_tokens_free(&tokens);
+	free(all.items);
+	free(msg);
+}
+END_TEST
+
 START_TEST(test_crlf_same_as_lf)
 {
 	static const char lf[] = "Subject: s\nFrom: a@b.example\n\nline one\nline two\n";
@@ -354,6 +418,7 @@ main(void)
 	tcase_add_test(tc, test_long_word);
 	tcase_add_test(tc, test_exact_tokens);
 	tcase_add_test(tc, test_sorted_unique_stable);
+	tcase_add_test(tc, test_many_tokens_exact);
 	tcase_add_test(tc, test_crlf_same_as_lf);
 	tcase_add_test(tc, test_urls_and_headers);
 	tcase_add_test(tc, test_xspam_ignored);

@@ -22,10 +22,11 @@
 #include "ms-html.h"
 #include "ms-message.h"
 
-#define MAX_ADDRESSES 50
-#define MAX_LINKS     100
-#define LAYOUT_MAX    200
-#define PARAM_MAX     100
+#define MAX_ADDRESSES  50
+#define MAX_LINKS      100
+#define LAYOUT_MAX     200
+#define PARAM_MAX      100
+#define TEXT_PIECE_MIN (16 * 1024)
 
 enum part_kind {
 	PART_CONTAINER, /* multipart/..., message/rfc822: children follow */
@@ -45,8 +46,9 @@ struct parse_ctx {
 	enum part_kind kind;
 	char charset[PARAM_MAX], filename[PARAM_MAX], encoding[PARAM_MAX];
 
-	buffer_t *text; /* decoded body of the current text or HTML part */
-	size_t total_text;
+	buffer_t *text;               /* decoded HTML part, or the unfinished word of a text part */
+	size_t part_text, total_text; /* decoded bytes kept */
+	unsigned int text_pieces;     /* of the current text part, emitted */
 	unsigned int nlinks;
 
 	char layout[LAYOUT_MAX + 8];
@@ -179,16 +181,71 @@ finish_html(struct parse_ctx *ctx)
 	buffer_free(&out);
 }
 
+static bool
+is_space(unsigned char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+static void
+emit_text(struct parse_ctx *ctx, const unsigned char *text, size_t len)
+{
+	struct ms_piece piece;
+
+	i_zero(&piece);
+	piece.type = MS_PIECE_TEXT;
+	piece.part = ctx->part_idx;
+	piece.depth = ctx->depth;
+	piece.text = text;
+	piece.text_len = len;
+	piece.continued = ctx->text_pieces++ > 0;
+	ctx->cb(&piece, ctx->context);
+}
+
+/* Text goes to the callback as it is decoded, in pieces that end after a
+ * whitespace byte, where no word or URL goes on: the tokens are those of
+ * the whole text, and a long part is never held whole (a 200 KB one cost
+ * the delivery daemon 256 KB more). Only an unfinished word waits. A short
+ * part (most mail) still comes whole. */
+static void
+text_block(struct parse_ctx *ctx, const unsigned char *data, size_t size)
+{
+	size_t first = 0, last = size;
+
+	if (ctx->text->used + size < TEXT_PIECE_MIN) {
+		buffer_append(ctx->text, data, size);
+		return;
+	}
+	while (last > 0 && !is_space(data[last - 1]))
+		last--;
+	if (last == 0) {
+		buffer_append(ctx->text, data, size);
+		return;
+	}
+	if (ctx->text->used > 0) {
+		while (!is_space(data[first]))
+			first++;
+		buffer_append(ctx->text, data, ++first);
+		emit_text(ctx, ctx->text->data, ctx->text->used);
+		buffer_set_used_size(ctx->text, 0);
+	}
+	if (last > first)
+		emit_text(ctx, data + first, last - first);
+	buffer_append(ctx->text, data + last, size - last);
+}
+
 static void
 finish_part(struct parse_ctx *ctx)
 {
 	if (ctx->part == NULL)
 		return;
-	if (ctx->kind == PART_TEXT)
-		emit(ctx, MS_PIECE_TEXT, NULL, ctx->text->data, ctx->text->used);
+	if (ctx->kind == PART_TEXT && (ctx->text->used > 0 || ctx->text_pieces == 0))
+		emit_text(ctx, ctx->text->data, ctx->text->used);
 	else if (ctx->kind == PART_HTML)
 		finish_html(ctx);
-	ctx->total_text += ctx->text->used;
+	ctx->total_text += ctx->part_text;
+	ctx->part_text = 0;
+	ctx->text_pieces = 0;
 	buffer_set_used_size(ctx->text, 0);
 	ctx->kind = PART_OTHER;
 }
@@ -371,15 +428,18 @@ body_block(struct parse_ctx *ctx, struct message_block *raw)
 	}
 	if (!message_decoder_decode_next_block(ctx->decoder, raw, &out) || out.size == 0)
 		return;
-	room = I_MIN(ctx->limits->max_part_text -
-	                     I_MIN(ctx->text->used, ctx->limits->max_part_text),
+	room = I_MIN(ctx->limits->max_part_text - I_MIN(ctx->part_text, ctx->limits->max_part_text),
 	             ctx->limits->max_total_text -
-	                     I_MIN(ctx->total_text + ctx->text->used, ctx->limits->max_total_text));
+	                     I_MIN(ctx->total_text + ctx->part_text, ctx->limits->max_total_text));
 	if (out.size > room) {
 		ctx->truncated = TRUE;
 		out.size = room;
 	}
-	buffer_append(ctx->text, out.data, out.size);
+	ctx->part_text += out.size;
+	if (ctx->kind == PART_TEXT)
+		text_block(ctx, out.data, out.size);
+	else
+		buffer_append(ctx->text, out.data, out.size);
 }
 
 static void

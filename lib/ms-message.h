@@ -1,6 +1,7 @@
 #ifndef MS_MESSAGE_H
 #define MS_MESSAGE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* One pass over a message with libdovecot's lib-mail, reported as a stream
@@ -18,7 +19,10 @@ enum ms_piece_type {
 	 * Return-Path...). name: the field name; text: "local@domain" (either
 	 * side may be empty); display: the display name, decoded. */
 	MS_PIECE_ADDRESS,
-	/* The decoded text of a text part other than HTML, whole. */
+	/* The decoded text of a text part other than HTML: whole, or when
+	 * long (16 KB or more) in pieces that each end after a whitespace byte
+	 * (space, tab, CR, LF), so that no word is cut; continued is set on
+	 * all but the first. */
 	MS_PIECE_TEXT,
 	/* The visible text of an HTML part (tags, scripts, styles and comments
 	 * removed, entities decoded). */
@@ -52,6 +56,7 @@ struct ms_piece {
 	size_t text_len;
 	const unsigned char *display; /* MS_PIECE_ADDRESS only */
 	size_t display_len;
+	bool continued; /* MS_PIECE_TEXT: goes on from the previous piece */
 };
 
 typedef void ms_piece_cb(const struct ms_piece *piece, void *context);

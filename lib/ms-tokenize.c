@@ -215,15 +215,17 @@ text_urls(struct tok_ctx *ctx, const unsigned char *text, size_t len)
 	}
 }
 
+/* continued: text goes on from the previous call's, and so do the pairs */
 static void
-body_text(struct tok_ctx *ctx, const unsigned char *text, size_t len)
+body_text(struct tok_ctx *ctx, const unsigned char *text, size_t len, bool continued)
 {
 	char buf[TOKEN_MAX];
 	struct ms_word word;
 	size_t pos = 0, n;
 	uint64_t hash;
 
-	ctx->window_fill = 0;
+	if (!continued)
+		ctx->window_fill = 0;
 	while (ctx->body_words < MAX_BODY_WORDS && ms_words_next(text, len, &pos, &word)) {
 		if (word.nchars < 2 && !word.cjk)
 			continue;
@@ -288,8 +290,10 @@ piece_cb(const struct ms_piece *piece, void *context)
 			tok_address(ctx, piece);
 		break;
 	case MS_PIECE_TEXT:
+		body_text(ctx, piece->text, piece->text_len, piece->continued);
+		break;
 	case MS_PIECE_HTML_TEXT:
-		body_text(ctx, piece->text, piece->text_len);
+		body_text(ctx, piece->text, piece->text_len, false);
 		break;
 	case MS_PIECE_URL:
 		tok_url(ctx, piece->text, piece->text_len);

@@ -2,6 +2,7 @@
 #include "ms-test.h"
 
 #include <check.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -256,6 +257,64 @@ START_TEST(test_multipart)
 }
 END_TEST
 
+/* The pieces of one text part, as reported. */
+struct text_pieces {
+	char *text;
+	size_t len, count;
+	bool cut_ok; /* each piece before the last ended in whitespace */
+	bool flags_ok;
+	char last_char;
+};
+
+static void
+text_cb(const struct ms_piece *piece, void *context)
+{
+	struct text_pieces *t = context;
+
+	if (piece->type != MS_PIECE_TEXT)
+		return;
+	if (t->count > 0 && strchr(" \t\r\n", t->last_char) == NULL)
+		t->cut_ok = false;
+	if (piece->continued != (t->count > 0))
+		t->flags_ok = false;
+	t->text = realloc(t->text, t->len + piece->text_len + 1);
+	ck_assert_ptr_nonnull(t->text);
+	memcpy(t->text + t->len, piece->text, piece->text_len);
+	t->len += piece->text_len;
+	t->text[t->len] = '\0';
+	t->last_char = piece->text_len > 0 ? (char)piece->text[piece->text_len - 1] : '\0';
+	t->count++;
+}
+
+/* A long text part comes in pieces cut after whitespace, never in a word;
+ * together they are the whole text. */
+START_TEST(test_text_pieces)
+{
+	struct text_pieces t = {NULL, 0, 0, true, true, '\0'};
+	struct ms_message_limits limits;
+	size_t size = 100 * 1024, pos, body, i;
+	char *msg = malloc(size + 256);
+
+	ck_assert_ptr_nonnull(msg);
+	pos = (size_t)sprintf(msg, "MIME-Version: 1.0\n"
+	                           "Content-Type: multipart/mixed; boundary=b\n\n--b\n"
+	                           "Content-Type: text/plain\n\n");
+	body = pos;
+	for (i = 0; pos < size; i++)
+		pos += (size_t)sprintf(msg + pos, "word%zu%s", i, i % 9 == 8 ? "\r\n" : "\t ");
+	pos += (size_t)sprintf(msg + pos, "tail\n--b--\n");
+	ms_message_limits_default(&limits);
+	ms_message_parse((const unsigned char *)msg, pos, &limits, text_cb, &t);
+	ck_assert_uint_gt(t.count, 1);
+	ck_assert(t.cut_ok);
+	ck_assert(t.flags_ok);
+	ck_assert_uint_eq(t.len, pos - body - strlen("\n--b--\n"));
+	ck_assert_int_eq(memcmp(t.text, msg + body, t.len), 0);
+	free(t.text);
+	free(msg);
+}
+END_TEST
+
 START_TEST(test_nul_bytes)
 {
 	static const char msg[] = "Subject: a\0b\n\nbody\0with\0nuls\n";
@@ -391,6 +450,7 @@ main(void)
 	TCase *tc = tcase_create("core");
 
 	tcase_add_test(tc, test_plain);
+	tcase_add_test(tc, test_text_pieces);
 	tcase_add_test(tc, test_base64);
 	tcase_add_test(tc, test_quoted_printable);
 	tcase_add_test(tc, test_rfc2047);

@@ -290,6 +290,32 @@ START_TEST(test_many_tokens_exact)
 }
 END_TEST
 
+/* Word pairs go on across the pieces a long text part comes in: its last
+ * word here (no line end after it) is a piece of its own. */
+START_TEST(test_pairs_across_pieces)
+{
+	static const char tail[] = "alpha beta\ngamma delta";
+	size_t size = 40 * 1024, pos, i;
+	char *msg = malloc(size + sizeof(tail) + 64);
+	struct ms_tokens tokens;
+	struct texts t;
+
+	ck_assert_ptr_nonnull(msg);
+	pos = (size_t)sprintf(msg, "Subject: s\n\n");
+	for (i = 0; pos < size; i++)
+		pos += (size_t)sprintf(msg + pos, "filler%zu words\n", i % 100);
+	pos += (size_t)sprintf(msg + pos, "%s", tail);
+	ms_tokens_init(&tokens);
+	t = tokenize(msg, pos, &tokens);
+	expect_token(t, "osb1:alpha beta");
+	expect_token(t, "osb1:beta gamma");
+	expect_token(t, "osb1:gamma delta");
+	texts_free(&t);
+	ms_tokens_free(&tokens);
+	free(msg);
+}
+END_TEST
+
 START_TEST(test_crlf_same_as_lf)
 {
 	static const char lf[] = "Subject: s\nFrom: a@b.example\n\nline one\nline two\n";
@@ -419,6 +445,7 @@ main(void)
 	tcase_add_test(tc, test_exact_tokens);
 	tcase_add_test(tc, test_sorted_unique_stable);
 	tcase_add_test(tc, test_many_tokens_exact);
+	tcase_add_test(tc, test_pairs_across_pieces);
 	tcase_add_test(tc, test_crlf_same_as_lf);
 	tcase_add_test(tc, test_urls_and_headers);
 	tcase_add_test(tc, test_xspam_ignored);

@@ -13,6 +13,7 @@
 #include "ms-log.h"
 #include "lmtpd.h"
 
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <syslog.h>
@@ -25,6 +26,9 @@
 /* Commands a client may send ahead of the replies. With 1, "BDAT n LAST"
  * after only failed recipients gets a 503 instead of RFC 2033's no reply. */
 #define LMTPD_MAX_PIPELINED 16
+/* Allocations from this size up are mmap()ed (glibc default: 128 KB, raised
+ * to the largest one freed so far) */
+#define LMTPD_MMAP_THRESHOLD (64 * 1024)
 
 struct lmtpd_opts {
 	const char *config_path;
@@ -210,6 +214,11 @@ main(int argc, char *argv[])
 	parse_args(argc, argv, &opts);
 	/* startup errors go to the terminal; syslog only once detached */
 	ms_log_open(LMTPD_NAME, TRUE);
+	/* A big message's buffers (message, tokens) come from mmap and go back
+	 * to the kernel when freed, instead of staying in a heap that glibc's
+	 * adaptive threshold lets grow to the largest message seen. */
+	if (mallopt(M_MMAP_THRESHOLD, LMTPD_MMAP_THRESHOLD) != 1)
+		ms_log_warning("mallopt(M_MMAP_THRESHOLD) failed");
 	ms_config_init(&cfg);
 	if (ms_config_load(&cfg, opts.config_path, err, sizeof(err)) < 0 ||
 	    open_listeners(&cfg, fds, &count, err, sizeof(err)) < 0 ||

@@ -7,6 +7,7 @@
 #include "buffer.h"
 #include "str.h"
 #include "istream.h"
+#include "istream-chain.h"
 #include "rfc822-parser.h"
 #include "rfc2231-parser.h"
 #include "message-parser.h"
@@ -27,6 +28,7 @@
 #define LAYOUT_MAX     200
 #define PARAM_MAX      100
 #define TEXT_PIECE_MIN (16 * 1024)
+#define INPUT_SLICE    (16 * 1024)
 
 enum part_kind {
 	PART_CONTAINER, /* multipart/..., message/rfc822: children follow */
@@ -533,6 +535,49 @@ pin_charset_modules(void)
 	(void)atexit(unpin_charset_modules);
 }
 
+/* At least INPUT_SLICE bytes, up to a line end that is not a
+ * quoted-printable soft break: text never continues across a slice, so
+ * the decoder sees no character cut in two (whole or in slices, the
+ * message then decodes the same, bad bytes included). */
+static size_t
+slice_length(const unsigned char *data, size_t size)
+{
+	const unsigned char *nl;
+	size_t pos = I_MIN(INPUT_SLICE, size);
+
+	while (pos < size && (nl = memchr(data + pos, '\n', size - pos)) != NULL) {
+		pos = (size_t)(nl - data) + 1;
+		if (pos < 2 || data[pos - 2] != '=')
+			if (pos < 3 || data[pos - 2] != '\r' || data[pos - 3] != '=')
+				return pos;
+	}
+	return size;
+}
+
+/* The message as a chain of 16 KB slices rather than one block: the
+ * parser then hands the decoder a slice at a time, and what the decoder
+ * makes of a body (base64 undone, charset converted, invalid UTF-8
+ * replaced) is at most a slice too, where one block meant a copy of the
+ * whole body. Nothing is copied unless a line spans two slices; the
+ * buffer may hold the whole message, so no line is ever cut. */
+static struct istream *
+input_in_slices(const unsigned char *msg, size_t size)
+{
+	struct istream_chain *chain;
+	struct istream *input, *slice;
+	size_t off, len;
+
+	input = i_stream_create_chain(&chain, size + 1);
+	for (off = 0; off < size; off += len) {
+		len = slice_length(msg + off, size - off);
+		slice = i_stream_create_from_data(msg + off, len);
+		i_stream_chain_append(chain, slice);
+		i_stream_unref(&slice);
+	}
+	i_stream_chain_append_eof(chain);
+	return input;
+}
+
 void
 ms_message_limits_default(struct ms_message_limits *limits)
 {
@@ -572,7 +617,7 @@ ms_message_parse(const unsigned char *msg, size_t size, const struct ms_message_
 	set.all_headers_max_size = limits->max_bytes;
 
 	pool = pool_alloconly_create("ms message parts", 4096);
-	input = i_stream_create_from_data(msg, size);
+	input = input_in_slices(msg, size);
 	parser = message_parser_init(pool, input, &set);
 	ctx.decoder = message_decoder_init(NULL, 0);
 	ctx.text = buffer_create_dynamic(default_pool, 4096);

@@ -15,8 +15,11 @@
 #include <sys/time.h>
 #include <time.h>
 
-/* Tokens per BITFIELD command: Redis refuses more than 1M arguments. */
-#define MS_STORE_FETCH_CHUNK 8192
+/* Tokens per BITFIELD_RO command (Redis refuses more than 1M arguments):
+ * most mail is one command; a big message's commands are written out one
+ * by one, so neither mailsift's command buffer nor hiredis's output buffer
+ * holds more than one (34 bytes a token). */
+#define MS_STORE_FETCH_CHUNK 2048
 
 struct ms_store *
 ms_store_create(const char *address, const char *read_address, const char *prefix,
@@ -323,7 +326,8 @@ append_fetch(struct ms_store *store, redisContext *ctx, const struct ms_store_ke
 			ms_resp_arg(&store->resp, "u40", 3);
 			ms_resp_arg_uint(&store->resp, "#", ms_store_token_slot(store, hashes[i]));
 		}
-		if (ms_store_append_resp(store, ctx) < 0)
+		if (ms_store_append_resp(store, ctx) < 0 ||
+		    (i < count && ms_store_flush_output(ctx) < 0))
 			return -1;
 	}
 	return 0;

@@ -129,6 +129,13 @@ spill_to_file(struct ms_msgbuf *buf)
 	buf->fd = fd;
 	buf->file_size = buf->mem_size;
 	buf->mem_size = 0;
+	/* not kept beside the file until the reset: it would double the
+	 * memory a big message costs while it is delivered */
+	if (buf->mem_cap > MS_MSGBUF_KEEP) {
+		free(buf->mem);
+		buf->mem = NULL;
+		buf->mem_cap = 0;
+	}
 	return 0;
 }
 

@@ -1,4 +1,5 @@
 #include "ms-classify.h"
+#include "ms-test.h"
 
 #include <check.h>
 #include <math.h>
@@ -147,8 +148,6 @@ main(void)
 {
 	Suite *s = suite_create("classify");
 	TCase *tc = tcase_create("core");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, test_fw);
 	tcase_add_test(tc, test_chi2q);
@@ -157,9 +156,5 @@ main(void)
 	tcase_add_test(tc, test_defaults_evidence);
 	tcase_add_test(tc, test_extremes);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return ms_test_run(s);
 }

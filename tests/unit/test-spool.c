@@ -1,4 +1,5 @@
 #include "ms-spool.h"
+#include "ms-test.h"
 
 #include <check.h>
 #include <dirent.h>
@@ -14,15 +15,14 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-static char spool[] = "/tmp/ms-test-spool.XXXXXX";
+static char spool[64];
 
 static void
 setup(void)
 {
 	char err[256];
 
-	strcpy(spool, "/tmp/ms-test-spool.XXXXXX");
-	ck_assert_ptr_nonnull(mkdtemp(spool));
+	ms_test_mkdtemp(spool, sizeof(spool), "spool");
 	ck_assert_msg(ms_spool_mkdirs(spool, (uid_t)-1, (gid_t)-1, err, sizeof(err)) == 0, "%s",
 	              err);
 }
@@ -30,10 +30,7 @@ setup(void)
 static void
 teardown(void)
 {
-	char cmd[128];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", spool);
-	ck_assert_int_eq(system(cmd), 0);
+	ms_test_rmtree(spool);
 }
 
 static size_t
@@ -168,8 +165,8 @@ START_TEST(test_commit_many)
 	/* new/ gone: the batch fails, says why, and leaves nothing in tmp/ */
 	ck_assert_int_eq(ms_spool_begin(spool, "u@x", MS_CLASS_SPAM, &w[0], err, sizeof(err)), 0);
 	ck_assert_int_eq(ms_spool_write(w[0], "x", 1, err, sizeof(err)), 0);
-	snprintf(path, sizeof(path), "rm -rf %s/new", spool);
-	ck_assert_int_eq(system(path), 0);
+	snprintf(path, sizeof(path), "%s/new", spool);
+	ms_test_rmtree(path);
 	ck_assert_int_eq(ms_spool_commit_many(w, 1, err, sizeof(err)), -1);
 	ck_assert_ptr_null(w[0]);
 	ck_assert_ptr_nonnull(strstr(err, "new"));
@@ -661,11 +658,5 @@ spool_suite(void)
 int
 main(void)
 {
-	SRunner *sr = srunner_create(spool_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return ms_test_run(spool_suite());
 }

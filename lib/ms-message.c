@@ -75,6 +75,8 @@ emit(struct parse_ctx *ctx, enum ms_piece_type type, const char *name, const voi
 	piece.name_len = name == NULL ? 0 : strlen(name);
 	piece.text = text;
 	piece.text_len = text_len;
+	/* the tokenizer carries word pairs over from the previous text piece */
+	piece.continued = type == MS_PIECE_TEXT && ctx->text_pieces++ > 0;
 	ctx->cb(&piece, ctx->context);
 }
 
@@ -189,21 +191,6 @@ is_space(unsigned char c)
 	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
 
-static void
-emit_text(struct parse_ctx *ctx, const unsigned char *text, size_t len)
-{
-	struct ms_piece piece;
-
-	i_zero(&piece);
-	piece.type = MS_PIECE_TEXT;
-	piece.part = ctx->part_idx;
-	piece.depth = ctx->depth;
-	piece.text = text;
-	piece.text_len = len;
-	piece.continued = ctx->text_pieces++ > 0;
-	ctx->cb(&piece, ctx->context);
-}
-
 /* Text goes to the callback as it is decoded, in pieces that end after a
  * whitespace byte, where no word or URL goes on: the tokens are those of
  * the whole text, and a long part is never held whole (a 200 KB one cost
@@ -228,11 +215,11 @@ text_block(struct parse_ctx *ctx, const unsigned char *data, size_t size)
 		while (!is_space(data[first]))
 			first++;
 		buffer_append(ctx->text, data, ++first);
-		emit_text(ctx, ctx->text->data, ctx->text->used);
+		emit(ctx, MS_PIECE_TEXT, NULL, ctx->text->data, ctx->text->used);
 		buffer_set_used_size(ctx->text, 0);
 	}
 	if (last > first)
-		emit_text(ctx, data + first, last - first);
+		emit(ctx, MS_PIECE_TEXT, NULL, data + first, last - first);
 	buffer_append(ctx->text, data + last, size - last);
 }
 
@@ -242,7 +229,7 @@ finish_part(struct parse_ctx *ctx)
 	if (ctx->part == NULL)
 		return;
 	if (ctx->kind == PART_TEXT && (ctx->text->used > 0 || ctx->text_pieces == 0))
-		emit_text(ctx, ctx->text->data, ctx->text->used);
+		emit(ctx, MS_PIECE_TEXT, NULL, ctx->text->data, ctx->text->used);
 	else if (ctx->kind == PART_HTML)
 		finish_html(ctx);
 	ctx->total_text += ctx->part_text;

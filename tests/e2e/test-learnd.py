@@ -41,6 +41,15 @@ class LearndTest(harness.TestCase):
     def wait_spool_empty(self, timeout=120):
         harness.wait_for(lambda: not self.env.spool_files("new"), timeout, "spool new/ empty")
 
+    def start_learning_200(self):
+        """100 spam and 100 ham spooled, a learner started and caught mid-way."""
+        self.env.start_redis()
+        self.env.spool(USER, "spam", corpus("spam", 100), poke=False)
+        self.env.spool(USER, "ham", corpus("easy_ham", 100), poke=False)
+        proc = self.env.start_learnd()
+        harness.wait_for(lambda: len(self.env.spool_files("new")) < 200, what="first learns")
+        return proc
+
     def learned(self):
         st = self.env.mailsift_stats()
         return st["learned_spam"], st["learned_ham"]
@@ -63,12 +72,7 @@ class LearndTest(harness.TestCase):
         self.assertIn("learn: user=%s class=ham" % USER, log)
 
     def test_kill9_mid_batch_then_restart_exactly_once(self):
-        spam, ham = corpus("spam", 100), corpus("easy_ham", 100)
-        self.env.start_redis()
-        self.env.spool(USER, "spam", spam, poke=False)
-        self.env.spool(USER, "ham", ham, poke=False)
-        proc = self.env.start_learnd()
-        harness.wait_for(lambda: len(self.env.spool_files("new")) < 200, what="first learns")
+        proc = self.start_learning_200()
         proc.kill()
         proc.wait()
         left = len(self.env.spool_files("new"))
@@ -80,12 +84,7 @@ class LearndTest(harness.TestCase):
         self.assertEqual(self.learned(), (100, 100))
 
     def test_sigterm_finishes_in_flight_work(self):
-        spam, ham = corpus("spam", 100), corpus("easy_ham", 100)
-        self.env.start_redis()
-        self.env.spool(USER, "spam", spam, poke=False)
-        self.env.spool(USER, "ham", ham, poke=False)
-        proc = self.env.start_learnd()
-        harness.wait_for(lambda: len(self.env.spool_files("new")) < 200, what="first learns")
+        proc = self.start_learning_200()
         proc.send_signal(signal.SIGTERM)
         self.assertEqual(proc.wait(30), 0)
         left = len(self.env.spool_files("new"))

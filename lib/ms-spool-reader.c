@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,7 +36,7 @@ spool_path(char *buf, size_t size, const char *spool_dir, const char *sub, const
 int
 ms_spool_mkdirs(const char *spool_dir, uid_t uid, gid_t gid, char *err, size_t errlen)
 {
-	static const char *const subs[] = {"", "tmp", "new", "bad"};
+	static const char *const subs[] = {"", "tmp", "new", "bad", MS_SPOOL_LINK_DIR};
 	char path[PATH_MAX];
 	size_t i;
 
@@ -201,7 +202,7 @@ parse_field(const unsigned char *line, size_t len, struct ms_spool_entry *entry,
 		if (ms_spool_class_parse(cls, &entry->cls) < 0)
 			return ms_error(err, errlen, CLASS_FIELD " is neither spam nor ham");
 		*seen |= SEEN_CLASS;
-	} else if (entry->version == 2 && nlen == strlen(BATCH_FIELD) &&
+	} else if (entry->version >= 2 && nlen == strlen(BATCH_FIELD) &&
 	           memcmp(line, BATCH_FIELD, nlen) == 0) {
 		if ((*seen & SEEN_BATCH) != 0 ||
 		    parse_count((const unsigned char *)value, vlen, &entry->count) < 0)
@@ -214,7 +215,8 @@ parse_field(const unsigned char *line, size_t len, struct ms_spool_entry *entry,
 	return 0;
 }
 
-/* The first line: "X-Mailsift-Spool: 1" or "2"; returns the version or 0. */
+/* The first line: "X-Mailsift-Spool: 1", "2" or "3"; returns the version
+ * or 0. */
 static unsigned int
 magic_version(const unsigned char *data, size_t size)
 {
@@ -224,6 +226,8 @@ magic_version(const unsigned char *data, size_t size)
 		return 1;
 	if (size >= len && memcmp(data, MS_SPOOL_MAGIC_BATCH "\n", len) == 0)
 		return 2;
+	if (size >= len && memcmp(data, MS_SPOOL_MAGIC_LINKS "\n", len) == 0)
+		return 3;
 	return 0;
 }
 
@@ -240,7 +244,8 @@ ms_spool_parse(const unsigned char *data, size_t size, const char *name,
 	if (name_class(name, &name_cls) < 0)
 		return ms_error(err, errlen, "name does not start with spam. or ham.");
 	if ((entry->version = magic_version(data, limit)) == 0)
-		return ms_error(err, errlen, "not a spool file (no X-Mailsift-Spool: 1 or 2 line)");
+		return ms_error(err, errlen,
+		                "not a spool file (no X-Mailsift-Spool: 1, 2 or 3 line)");
 	p += strlen(MS_SPOOL_MAGIC) + 1;
 	while ((nl = memchr(p, '\n', (size_t)(end - p))) != NULL && nl != p) {
 		if (parse_field(p, (size_t)(nl - p), entry, &seen, err, errlen) < 0)
@@ -252,13 +257,13 @@ ms_spool_parse(const unsigned char *data, size_t size, const char *name,
 		                MS_SPOOL_HEADER_MAX);
 	if ((seen & (SEEN_USER | SEEN_CLASS)) != (SEEN_USER | SEEN_CLASS))
 		return ms_error(err, errlen, "header lacks " USER_FIELD " or " CLASS_FIELD);
-	if (entry->version == 2 && (seen & SEEN_BATCH) == 0)
+	if (entry->version >= 2 && (seen & SEEN_BATCH) == 0)
 		return ms_error(err, errlen, "batch header lacks " BATCH_FIELD);
 	if (entry->cls != name_cls)
 		return ms_error(err, errlen, CLASS_FIELD " differs from the file name");
-	entry->next = nl + 1;
+	entry->first = entry->next = nl + 1;
 	entry->end = data + size;
-	if (entry->version == 2)
+	if (entry->version >= 2)
 		return 0;
 	entry->count = 1;
 	entry->msg = entry->next;
@@ -292,11 +297,108 @@ next_record(struct ms_spool_entry *entry, char *err, size_t errlen)
 	return 0;
 }
 
+/* A link record (format 3): "@<name>\n", the name of a file in msg/. */
+static int
+next_link(struct ms_spool_entry *entry, char *err, size_t errlen)
+{
+	const unsigned char *p = entry->next + 1, *end = entry->end, *nl;
+	size_t len, i;
+
+	nl = memchr(p, '\n', (size_t)(end - p));
+	len = nl == NULL ? 0 : (size_t)(nl - p);
+	if (len == 0 || len > MS_SPOOL_LINK_MAX || p[0] == '.')
+		return ms_error(err, errlen, "bad link line");
+	for (i = 0; i < len; i++) {
+		if (!((p[i] >= 'a' && p[i] <= 'z') || (p[i] >= 'A' && p[i] <= 'Z') ||
+		      (p[i] >= '0' && p[i] <= '9') || p[i] == '.' || p[i] == '_' || p[i] == '-'))
+			return ms_error(err, errlen, "bad link line");
+	}
+	memcpy(entry->link, p, len);
+	entry->link[len] = '\0';
+	entry->next = nl + 1;
+	return 0;
+}
+
+static enum ms_spool_read_result errno_result(int error);
+static int read_all(int fd, unsigned char *buf, size_t size);
+
+/* Keeps data until ms_spool_release(). */
+static int
+hold(struct ms_spool_entry *entry, unsigned char *data)
+{
+	unsigned char **bigger;
+
+	if (entry->nheld == entry->held_cap) {
+		entry->held_cap = entry->held_cap == 0 ? 64 : entry->held_cap * 2;
+		bigger = realloc(entry->held, entry->held_cap * sizeof(*bigger));
+		if (bigger == NULL)
+			return -1;
+		entry->held = bigger;
+	}
+	entry->held[entry->nheld++] = data;
+	return 0;
+}
+
+/* Skips the linked message with a reason (1), or -2 for trouble that a
+ * later try may not have. */
+static int
+link_skip(struct ms_spool_entry *entry, int error, const char *what)
+{
+	snprintf(entry->link_why, sizeof(entry->link_why), "%s%s%s", what, error != 0 ? ": " : "",
+	         error != 0 ? strerror(error) : "");
+	if (error != 0 && errno_result(error) == MS_SPOOL_READ_ERROR)
+		return -2;
+	entry->link_error = entry->link_why;
+	return 1;
+}
+
+/* Reads msg/<entry->link> into entry->msg: 1, or -2 (err says why). */
+static int
+load_link(struct ms_spool_entry *entry, char *err, size_t errlen)
+{
+	char path[PATH_MAX];
+	unsigned char *data = NULL;
+	struct stat st;
+	int fd, ret;
+
+	if (spool_path(path, sizeof(path), entry->spool_dir, MS_SPOOL_LINK_DIR, entry->link) < 0)
+		return link_skip(entry, 0, "path too long");
+	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)) < 0) {
+		ret = link_skip(entry, errno, errno == ENOENT ? "missing" : "open");
+	} else if (fstat(fd, &st) < 0) {
+		ret = link_skip(entry, errno, "fstat");
+	} else if (!S_ISREG(st.st_mode) || st.st_size == 0) {
+		ret = link_skip(entry, 0, "empty or not a regular file");
+	} else if ((unsigned long long)st.st_size > entry->link_max) {
+		entry->size = (size_t)st.st_size;
+		ret = link_skip(entry, 0, "too big");
+	} else if ((data = malloc((size_t)st.st_size)) == NULL || hold(entry, data) < 0) {
+		free(data);
+		ret = link_skip(entry, ENOMEM, "malloc");
+	} else if ((ret = read_all(fd, data, (size_t)st.st_size)) != 0) {
+		ret = ret < 0 ? link_skip(entry, errno, "read") : link_skip(entry, 0, "shrank");
+	} else {
+		entry->msg = data;
+		entry->size = (size_t)st.st_size;
+		ret = 1;
+	}
+	if (fd >= 0)
+		(void)close(fd);
+	if (ret < 0) {
+		ms_error(err, errlen, "%s: %s", path, entry->link_why);
+		return -2;
+	}
+	return ret;
+}
+
 int
 ms_spool_next(struct ms_spool_entry *entry, char *err, size_t errlen)
 {
 	char why[256];
+	int ret;
 
+	entry->link[0] = '\0';
+	entry->link_error = NULL;
 	if (entry->version == 1)
 		return entry->index++ == 0 ? 1 : 0;
 	if (entry->index == entry->count) {
@@ -305,11 +407,56 @@ ms_spool_next(struct ms_spool_entry *entry, char *err, size_t errlen)
 			                entry->count);
 		return 0;
 	}
-	if (next_record(entry, why, sizeof(why)) < 0)
+	if (entry->version == 3 && entry->next < entry->end && *entry->next == '@')
+		ret = next_link(entry, why, sizeof(why));
+	else
+		ret = next_record(entry, why, sizeof(why));
+	if (ret < 0)
 		return ms_error(err, errlen, "message %u of %u: %s", entry->index + 1, entry->count,
 		                why);
 	entry->index++;
-	return 1;
+	if (entry->link[0] == '\0')
+		return 1;
+	entry->msg = NULL;
+	entry->size = 0;
+	return entry->spool_dir == NULL ? 1 : load_link(entry, err, errlen);
+}
+
+void
+ms_spool_release(struct ms_spool_entry *entry)
+{
+	size_t i;
+
+	for (i = 0; i < entry->nheld; i++)
+		free(entry->held[i]);
+	entry->nheld = 0;
+}
+
+int
+ms_spool_remove_links(const char *spool_dir, const struct ms_spool_entry *entry, char *err,
+                      size_t errlen)
+{
+	struct ms_spool_entry walk = *entry;
+	char path[PATH_MAX], why[256];
+	int ret = 0;
+
+	if (entry->version != 3)
+		return 0;
+	/* the records again, from the first, without reading the files */
+	walk.spool_dir = NULL;
+	walk.next = walk.first;
+	walk.index = 0;
+	while (ms_spool_next(&walk, why, sizeof(why)) > 0) {
+		if (walk.link[0] == '\0')
+			continue;
+		if (spool_path(path, sizeof(path), spool_dir, MS_SPOOL_LINK_DIR, walk.link) < 0 ||
+		    (unlink(path) < 0 && errno != ENOENT)) {
+			if (ret == 0)
+				ret = ms_error(err, errlen, "unlink(%s): %s", path,
+				               strerror(errno));
+		}
+	}
+	return ret;
 }
 
 static enum ms_spool_read_result
@@ -355,7 +502,7 @@ size_limit(int fd, size_t max_size)
 	unsigned char line[sizeof(MS_SPOOL_MAGIC_BATCH)];
 	ssize_t ret = pread(fd, line, sizeof(line), 0);
 
-	if (ret > 0 && magic_version(line, (size_t)ret) == 2 && max_size < MS_SPOOL_BATCH_MAX)
+	if (ret > 0 && magic_version(line, (size_t)ret) >= 2 && max_size < MS_SPOOL_BATCH_MAX)
 		return MS_SPOOL_BATCH_MAX;
 	return max_size;
 }
@@ -420,6 +567,8 @@ ms_spool_read(const char *spool_dir, const char *name, size_t max_size,
 		result = MS_SPOOL_READ_BAD;
 	entry->data = data;
 	entry->data_size = size;
+	entry->spool_dir = spool_dir;
+	entry->link_max = max_size;
 	if (result != MS_SPOOL_READ_OK)
 		ms_spool_entry_free(entry);
 	return result;
@@ -428,6 +577,8 @@ ms_spool_read(const char *spool_dir, const char *name, size_t max_size,
 void
 ms_spool_entry_free(struct ms_spool_entry *entry)
 {
+	ms_spool_release(entry);
+	free(entry->held);
 	free(entry->data);
 	memset(entry, 0, sizeof(*entry));
 }
@@ -463,8 +614,37 @@ ms_spool_reject(const char *spool_dir, const char *name, char *err, size_t errle
 	return ms_error(err, errlen, "rename/unlink(%s): %s", from, strerror(errno));
 }
 
-int
-ms_spool_clean_tmp(const char *spool_dir, unsigned int max_age, char *err, size_t errlen)
+/* msg/<unique>.<n> belongs to tmp/<unique>, new/spam.<unique> or
+ * new/ham.<unique>. tmp/ is looked at first: a commit renames the manifest
+ * from there into new/, so it is always found in one of them. */
+static bool
+link_has_manifest(const char *spool_dir, const char *name)
+{
+	static const char *const places[][2] = {{"tmp", ""}, {"new", "spam."}, {"new", "ham."}};
+	const char *dot = strrchr(name, '.');
+	char unique[NAME_MAX + 1], path[PATH_MAX];
+	struct stat st;
+	size_t i;
+
+	if (dot == NULL || dot == name || (size_t)(dot - name) >= sizeof(unique))
+		return false;
+	memcpy(unique, name, (size_t)(dot - name));
+	unique[dot - name] = '\0';
+	for (i = 0; i < sizeof(places) / sizeof(places[0]); i++) {
+		if (snprintf(path, sizeof(path), "%s/%s/%s%s", spool_dir, places[i][0],
+		             places[i][1], unique) < (int)sizeof(path) &&
+		    lstat(path, &st) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* Removes the files of sub/ whose ctime is older than max_age seconds (a
+ * link sets it: a linked file keeps the message's old mtime), unless
+ * keep() says their manifest still needs them. */
+static int
+clean_old(const char *spool_dir, const char *sub, unsigned int max_age,
+          bool (*keep)(const char *spool_dir, const char *name), char *err, size_t errlen)
 {
 	char dir_path[PATH_MAX], path[PATH_MAX];
 	time_t now = time(NULL);
@@ -473,18 +653,31 @@ ms_spool_clean_tmp(const char *spool_dir, unsigned int max_age, char *err, size_
 	int count = 0;
 	DIR *dir;
 
-	if (spool_path(dir_path, sizeof(dir_path), spool_dir, "tmp", "") < 0)
+	if (spool_path(dir_path, sizeof(dir_path), spool_dir, sub, "") < 0)
 		return ms_error(err, errlen, "%s: path too long", spool_dir);
 	if ((dir = opendir(dir_path)) == NULL)
 		return ms_error(err, errlen, "opendir(%s): %s", dir_path, strerror(errno));
 	while ((d = readdir(dir)) != NULL) {
 		if (d->d_name[0] == '.' ||
-		    spool_path(path, sizeof(path), spool_dir, "tmp", d->d_name) < 0)
+		    spool_path(path, sizeof(path), spool_dir, sub, d->d_name) < 0)
 			continue;
 		if (lstat(path, &st) == 0 && S_ISREG(st.st_mode) &&
-		    st.st_mtime + (time_t)max_age < now && unlink(path) == 0)
+		    st.st_ctime + (time_t)max_age < now &&
+		    (keep == NULL || !keep(spool_dir, d->d_name)) && unlink(path) == 0)
 			count++;
 	}
 	(void)closedir(dir);
 	return count;
+}
+
+int
+ms_spool_clean_tmp(const char *spool_dir, unsigned int max_age, char *err, size_t errlen)
+{
+	return clean_old(spool_dir, "tmp", max_age, NULL, err, errlen);
+}
+
+int
+ms_spool_clean_links(const char *spool_dir, unsigned int max_age, char *err, size_t errlen)
+{
+	return clean_old(spool_dir, MS_SPOOL_LINK_DIR, max_age, link_has_manifest, err, errlen);
 }

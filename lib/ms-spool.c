@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -19,6 +20,9 @@
  * commit: the header's length never changes. */
 #define BATCH_COUNT_FMT   "%010u"
 #define BATCH_COUNT_WIDTH 10
+/* Where the version digit of the first line is: a batch that made links
+ * becomes format 3 at the commit, one that did not stays format 2. */
+#define MAGIC_VERSION_OFFSET (sizeof(MS_SPOOL_MAGIC) - 2)
 
 struct ms_spool_writer {
 	int fd;
@@ -29,6 +33,9 @@ struct ms_spool_writer {
 	   can only be dropped. */
 	bool broken;
 	unsigned int records;
+	unsigned int links; /* msg/<unique>.0 .. .<links - 1> */
+	/* 0: msg/ not looked at yet, 1: links work, -1: copy instead */
+	int link_state;
 	off_t count_offset; /* where the header's count digits are */
 	off_t size;         /* the file's length, buffered bytes included */
 	off_t rec_start;    /* the current record's length line */
@@ -37,6 +44,8 @@ struct ms_spool_writer {
 	char tmp_path[PATH_MAX];
 	char new_path[PATH_MAX];
 	char new_dir[PATH_MAX];
+	char link_dir[PATH_MAX];
+	char unique[160];
 	/* A MOVE of 1,000 small messages is three writes per message
 	   unbuffered; buffered, a write per 64 KB. */
 	char buf[WRITER_BUF_SIZE];
@@ -130,17 +139,18 @@ write_all(int fd, const void *data, size_t size)
 static int
 open_tmp(struct ms_spool_writer *w, const char *spool_dir, char *err, size_t errlen)
 {
-	char unique[160];
 	int tries, len;
 
 	snprintf(w->new_dir, sizeof(w->new_dir), "%s/new", spool_dir);
+	snprintf(w->link_dir, sizeof(w->link_dir), "%s/" MS_SPOOL_LINK_DIR, spool_dir);
 	for (tries = 0; tries < 100; tries++) {
-		spool_unique(unique, sizeof(unique));
-		snprintf(w->tmp_path, sizeof(w->tmp_path), "%s/tmp/%s", spool_dir, unique);
-		/* the longest of the three paths */
+		spool_unique(w->unique, sizeof(w->unique));
+		snprintf(w->tmp_path, sizeof(w->tmp_path), "%s/tmp/%s", spool_dir, w->unique);
+		/* the longest of the paths but a link's, which has room for
+		   ".<n>" within PATH_MAX as long as this fits in half of it */
 		len = snprintf(w->new_path, sizeof(w->new_path), "%s/%s.%s", w->new_dir,
-		               ms_spool_class_name(w->cls), unique);
-		if (len < 0 || (size_t)len >= sizeof(w->new_path))
+		               ms_spool_class_name(w->cls), w->unique);
+		if (len < 0 || (size_t)len >= sizeof(w->new_path) / 2)
 			return ms_error(err, errlen, "%s: spool path too long", spool_dir);
 		w->fd = open(w->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 		if (w->fd >= 0)
@@ -205,6 +215,8 @@ writer_start(const char *spool_dir, const char *user, enum ms_class cls, bool ba
 	w->in_record = false;
 	w->broken = false;
 	w->records = 0;
+	w->links = 0;
+	w->link_state = 0;
 	w->size = 0;
 	w->buf_len = 0;
 	if (open_tmp(w, spool_dir, err, errlen) < 0) {
@@ -287,6 +299,61 @@ ms_spool_record_begin(struct ms_spool_writer *writer, size_t size, char *err, si
 	return 0;
 }
 
+static int
+link_path(const struct ms_spool_writer *w, unsigned int n, char *buf, size_t size)
+{
+	int len = snprintf(buf, size, "%s/%s.%u", w->link_dir, w->unique, n);
+
+	return len < 0 || (size_t)len >= size ? -1 : 0;
+}
+
+/* msg/ exists (a learner that knows format 3 made it): looked at once. */
+static bool
+links_checked(struct ms_spool_writer *w)
+{
+	struct stat st;
+
+	if (w->link_state == 0)
+		w->link_state = stat(w->link_dir, &st) == 0 && S_ISDIR(st.st_mode) ? 1 : -1;
+	return w->link_state > 0;
+}
+
+int
+ms_spool_record_link(struct ms_spool_writer *w, const char *src_path, char *err, size_t errlen)
+{
+	char path[PATH_MAX], line[MS_SPOOL_LINK_MAX + 3];
+	int len, error;
+
+	if (!w->batch || w->in_record || w->broken || !links_checked(w))
+		return ms_error(err, errlen, "%s: no links into this spool file", w->link_dir);
+	if (link_path(w, w->links, path, sizeof(path)) < 0)
+		return ms_error(err, errlen, "%s: path too long", w->link_dir);
+	if (link(src_path, path) < 0) {
+		error = errno;
+		if (error == ENOENT)
+			return 0;
+		/* the same for every message: stop trying */
+		if (error == EXDEV || error == EPERM || error == EMLINK || error == EACCES ||
+		    error == EROFS)
+			w->link_state = -1;
+		return ms_error(err, errlen, "link(%s, %s): %s", src_path, path, strerror(error));
+	}
+	len = snprintf(line, sizeof(line), "@%s.%u\n", w->unique, w->links);
+	if (writer_out(w, line, (size_t)len, err, errlen) < 0) {
+		(void)unlink(path);
+		return -1;
+	}
+	w->links++;
+	w->records++;
+	return 1;
+}
+
+bool
+ms_spool_links_usable(const struct ms_spool_writer *writer)
+{
+	return writer->batch && writer->link_state >= 0;
+}
+
 int
 ms_spool_record_abort(struct ms_spool_writer *w, char *err, size_t errlen)
 {
@@ -362,7 +429,8 @@ writer_seal(struct ms_spool_writer *w, char *err, size_t errlen)
 		return -1;
 	if (w->batch) {
 		snprintf(count, sizeof(count), BATCH_COUNT_FMT, w->records);
-		if (pwrite(fd, count, BATCH_COUNT_WIDTH, w->count_offset) != BATCH_COUNT_WIDTH)
+		if (pwrite(fd, count, BATCH_COUNT_WIDTH, w->count_offset) != BATCH_COUNT_WIDTH ||
+		    (w->links > 0 && pwrite(fd, "3", 1, MAGIC_VERSION_OFFSET) != 1))
 			what = "pwrite";
 		/* the file's size is the only metadata that matters */
 		else if (fdatasync(fd) < 0)
@@ -384,16 +452,39 @@ ms_spool_commit(struct ms_spool_writer **writer, char *err, size_t errlen)
 	return ms_spool_commit_many(writer, 1, err, errlen);
 }
 
+/* One fsync of msg/ for all the writers that made links (they share the
+ * spool). Returns 0, or -1 with why set. */
+static int
+links_sync(struct ms_spool_writer **writers, size_t count, char *why, size_t whylen)
+{
+	size_t i;
+
+	for (i = 0; i < count; i++) {
+		if (writers[i]->links == 0)
+			continue;
+		if (ms_fsync_dir(writers[i]->link_dir) < 0)
+			return ms_error(why, whylen, "fsync(%s): %s", writers[i]->link_dir,
+			                strerror(errno));
+		return 0;
+	}
+	return 0;
+}
+
 int
 ms_spool_commit_many(struct ms_spool_writer **writers, size_t count, char *err, size_t errlen)
 {
 	const char *new_dir = NULL;
 	char dir[PATH_MAX], why[512];
-	int ret = 0, sealed;
+	int ret = 0, sealed, links_synced;
 	size_t i;
 
+	/* The links must be durable before a manifest naming them is. */
+	links_synced = links_sync(writers, count, why, sizeof(why));
 	for (i = 0; i < count; i++) {
-		sealed = writer_seal(writers[i], why, sizeof(why));
+		if (writers[i]->links > 0 && links_synced < 0)
+			sealed = -1;
+		else
+			sealed = writer_seal(writers[i], why, sizeof(why));
 		if (sealed > 0 && rename(writers[i]->tmp_path, writers[i]->new_path) < 0)
 			sealed = ms_error(why, sizeof(why), "rename(%s, %s): %s",
 			                  writers[i]->tmp_path, writers[i]->new_path,
@@ -420,12 +511,18 @@ void
 ms_spool_abort(struct ms_spool_writer **writer)
 {
 	struct ms_spool_writer *w = *writer;
+	char path[PATH_MAX];
+	unsigned int i;
 
 	if (w == NULL)
 		return;
 	if (w->fd >= 0)
 		(void)close(w->fd);
 	(void)unlink(w->tmp_path);
+	for (i = 0; i < w->links; i++) {
+		if (link_path(w, i, path, sizeof(path)) == 0)
+			(void)unlink(path);
+	}
 	free(w);
 	*writer = NULL;
 }

@@ -18,6 +18,11 @@
 
 #define MS_SPOOL_MAGIC       "X-Mailsift-Spool: 1"
 #define MS_SPOOL_MAGIC_BATCH "X-Mailsift-Spool: 2"
+/* A batch with link records: "@<name>\n" for a message hard-linked into
+ * spool_dir/msg/ instead of copied (doc/spool.md, format 3). */
+#define MS_SPOOL_MAGIC_LINKS "X-Mailsift-Spool: 3"
+#define MS_SPOOL_LINK_DIR    "msg"
+#define MS_SPOOL_LINK_MAX    255  /* bytes of a link record's name */
 #define MS_SPOOL_HEADER_MAX  4096 /* bytes of header, blank line included */
 #define MS_SPOOL_USER_MAX    255
 /* A producer starts a new batch file once one holds this much, so a batch
@@ -48,6 +53,16 @@ int ms_spool_record_begin(struct ms_spool_writer *writer, size_t size, char *err
 /* -1 if the bytes written differ from the size announced: the record is
  * then taken back, as by record_abort. */
 int ms_spool_record_end(struct ms_spool_writer *writer, char *err, size_t errlen);
+/* Hard-link the message file src_path into msg/<unique>.<n> and record it
+ * instead of its bytes (the file must never change: a Maildir file).
+ * Returns 1 when recorded; 0 when src_path does not exist (the caller may
+ * look for the file under another name); -1 when no link can be made
+ * (msg/ missing, another file system, permissions, ...): copy the bytes
+ * instead. After a -1 with errno EXDEV, EPERM, EMLINK or a missing msg/,
+ * ms_spool_links_usable() is false for the rest of this writer. */
+int ms_spool_record_link(struct ms_spool_writer *writer, const char *src_path, char *err,
+                         size_t errlen);
+bool ms_spool_links_usable(const struct ms_spool_writer *writer);
 /* Take the unfinished record back (its source could not be read); -1 if
  * even that failed: then the writer is unusable, abort it. */
 int ms_spool_record_abort(struct ms_spool_writer *writer, char *err, size_t errlen);
@@ -56,15 +71,16 @@ unsigned int ms_spool_records(const struct ms_spool_writer *writer);
 /* The file holds MS_SPOOL_BATCH_ROLL bytes or more: start another. */
 bool ms_spool_batch_full(const struct ms_spool_writer *writer);
 
-/* fsync the file (a batch: fill in its count, fdatasync), rename it into
- * new/, fsync new/. Frees the writer either way; on failure the tmp file
- * is gone. A batch without records is dropped, not published (returns 0). */
+/* fsync the file (a batch: fill in its count, fdatasync; with links first
+ * fsync msg/), rename it into new/, fsync new/. Frees the writer either way; on failure the tmp
+ * file is gone. A batch without records is dropped, not published (returns 0). */
 int ms_spool_commit(struct ms_spool_writer **writer, char *err, size_t errlen);
 /* Publish several writers with one fsync of new/ (the plugin's batches of
  * both classes, or a batch that rolled over). Frees them all. Returns -1
  * if any failed, err names the first; the ones that failed are gone. */
 int ms_spool_commit_many(struct ms_spool_writer **writers, size_t count, char *err, size_t errlen);
-/* Drop the tmp file (transaction rolled back). Frees the writer. */
+/* Drop the tmp file and the links it made (transaction rolled back).
+ * Frees the writer. */
 void ms_spool_abort(struct ms_spool_writer **writer);
 
 /* begin + write + commit for a message held in memory. */
@@ -78,7 +94,7 @@ int ms_spool_poke(const char *learner_socket);
 
 /* ---- the consumer ---- */
 
-/* Create spool_dir and its tmp/, new/, bad/; chown them to uid:gid unless
+/* Create spool_dir and its tmp/, new/, bad/, msg/; chown them to uid:gid unless
  * uid is (uid_t)-1. Existing directories are kept. */
 int ms_spool_mkdirs(const char *spool_dir, uid_t uid, gid_t gid, char *err, size_t errlen);
 
@@ -90,14 +106,28 @@ void ms_spool_names_free(char **names, size_t count);
 struct ms_spool_entry {
 	char user[MS_SPOOL_USER_MAX + 1];
 	enum ms_class cls;
-	unsigned int version;     /* 1: one message, 2: a batch */
+	unsigned int version;     /* 1: one message, 2: a batch, 3: a batch with links */
 	unsigned int count;       /* messages the header announces (1 for version 1) */
 	unsigned int index;       /* messages ms_spool_next() returned so far */
 	const unsigned char *msg; /* the current message, points into data */
 	size_t size;
+	/* The current message is msg/<link> (else ""). msg is NULL when the
+	   file could not be read: link_error says why, size is its length
+	   when it was over the limit. */
+	char link[MS_SPOOL_LINK_MAX + 1];
+	const char *link_error;
 	const unsigned char *next, *end; /* the records not read yet */
+	const unsigned char *first;      /* the first record */
 	unsigned char *data;             /* the whole file */
 	size_t data_size;
+	/* Set by ms_spool_read(): where link records are read from, and the
+	   largest linked file read into memory. Linked messages stay in held
+	   until ms_spool_release(). */
+	const char *spool_dir;
+	size_t link_max;
+	unsigned char **held;
+	size_t nheld, held_cap;
+	char link_why[128];
 };
 
 enum ms_spool_read_result {
@@ -123,8 +153,19 @@ int ms_spool_parse(const unsigned char *data, size_t size, const char *name,
                    struct ms_spool_entry *entry, char *err, size_t errlen);
 /* The next message of a parsed file into entry->msg/size: 1, or 0 after
  * the last one, or -1 (err says why) when the rest of the file is
- * malformed: the messages returned before it were sound. */
+ * malformed: the messages returned before it were sound. A link record
+ * read from spool_dir/msg/ stays in memory until ms_spool_release(); one
+ * that is missing or unreadable comes back as 1 with msg NULL (skip it);
+ * -2 when the system could not read it now (fds, memory, I/O): retry the
+ * file later. Without entry->spool_dir (ms_spool_parse() alone) a link
+ * record comes back with msg NULL and link_error NULL. */
 int ms_spool_next(struct ms_spool_entry *entry, char *err, size_t errlen);
+/* Free the linked messages ms_spool_next() returned so far. */
+void ms_spool_release(struct ms_spool_entry *entry);
+/* Delete the files in msg/ a learned entry links to (the entry must have
+ * been parsed from its whole file). Missing ones are no error. */
+int ms_spool_remove_links(const char *spool_dir, const struct ms_spool_entry *entry, char *err,
+                          size_t errlen);
 
 /* Delete new/<name> once the store confirmed. No directory fsync: a delete
  * that a crash undoes only relearns a message the store already counted. */
@@ -135,6 +176,11 @@ int ms_spool_reject(const char *spool_dir, const char *name, char *err, size_t e
 /* Remove tmp/ files older than max_age seconds (producers that died).
  * Returns how many, or -1. */
 int ms_spool_clean_tmp(const char *spool_dir, unsigned int max_age, char *err, size_t errlen);
+
+/* Remove msg/ files whose manifest is in neither tmp/ nor new/ and whose
+ * link is older than max_age seconds (a producer died between linking
+ * and publishing, or the manifest went to bad/). Returns how many, or -1. */
+int ms_spool_clean_links(const char *spool_dir, unsigned int max_age, char *err, size_t errlen);
 
 const char *ms_spool_class_name(enum ms_class cls);
 int ms_spool_class_parse(const char *name, enum ms_class *cls_r);

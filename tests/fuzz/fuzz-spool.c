@@ -6,7 +6,8 @@
 
 /* The learner parses whatever lands in new/: the header parser and the
  * batch record reader must reject anything malformed without reading past
- * the file, and every message they hand out must lie inside it. */
+ * the file, every message they hand out must lie inside it, and a link
+ * record must name a plain file of msg/, nothing outside it. */
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -21,6 +22,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    (entry.msg < data || entry.msg + entry.size != data + size || entry.size == 0))
 		__builtin_trap();
 	while ((ret = ms_spool_next(&entry, err, sizeof(err))) == 1) {
+		/* a link record (format 3) names a file in msg/: not read here */
+		if (entry.link[0] != '\0') {
+			if (entry.version != 3 || entry.msg != NULL || strchr(entry.link, '/') ||
+			    entry.link[0] == '.' || ++n > entry.count)
+				__builtin_trap();
+			continue;
+		}
 		if (entry.msg < data || entry.size == 0 || entry.size > size ||
 		    entry.msg + entry.size > data + size || ++n > entry.count)
 			__builtin_trap();

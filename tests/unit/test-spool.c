@@ -414,7 +414,7 @@ START_TEST(test_batch_malformed)
 	BAD("spam.4", HDR2 "X-Mailsift-Batch: 99999999999\n\n1\na\n", "bad X-Mailsift-Batch");
 	BAD("spam.5", HDR2 "X-Mailsift-Batch: 1\nX-Mailsift-Batch: 1\n\n1\na\n", "duplicate");
 	BAD("spam.6", MS_SPOOL_MAGIC_BATCH "\nX-Mailsift-Batch: 1\n\n1\na\n", "lacks");
-	BAD("spam.7", "X-Mailsift-Spool: 3\nX-Mailsift-User: u\n\n", "not a spool file");
+	BAD("spam.7", "X-Mailsift-Spool: 4\nX-Mailsift-User: u\n\n", "not a spool file");
 	BAD_RECORD("spam.10", HDR2 "X-Mailsift-Batch: 2\n\n1\na\n5\nab", 1, "truncated");
 	BAD_RECORD("spam.11", HDR2 "X-Mailsift-Batch: 2\n\n1\na\n", 1, "bad length line");
 	BAD_RECORD("spam.12", HDR2 "X-Mailsift-Batch: 1\n\n1\na\nX", 1, "data after the last");
@@ -626,6 +626,273 @@ START_TEST(test_poke)
 }
 END_TEST
 
+/* Spool format 3: messages hard-linked into msg/ from a "mail" dir. */
+static char mail[64];
+
+static void
+setup_links(void)
+{
+	setup();
+	ms_test_mkdtemp(mail, sizeof(mail), "mail");
+}
+
+static void
+teardown_links(void)
+{
+	teardown();
+	ms_test_rmtree(mail);
+}
+
+/* A "Maildir file" holding text; returns its path in a static buffer. */
+static const char *
+mail_file(const char *name, const char *text)
+{
+	static char path[256];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", mail, name);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+	return path;
+}
+
+static void
+add_link(struct ms_spool_writer *w, const char *name, const char *text)
+{
+	char err[256];
+
+	ck_assert_msg(ms_spool_record_link(w, mail_file(name, text), err, sizeof(err)) == 1, "%s",
+	              err);
+}
+
+/* The name of the only file in new/. */
+static void
+only_name(char *name, size_t size)
+{
+	char err[256], **names;
+	size_t count;
+
+	ck_assert_int_eq(ms_spool_list(spool, &names, &count, err, sizeof(err)), 0);
+	ck_assert_uint_eq(count, 1);
+	snprintf(name, size, "%s", names[0]);
+	ms_spool_names_free(names, count);
+}
+
+/* Links and bytes in one batch, in order; the linked messages stay valid
+ * until released; after learning, links and manifest go. */
+START_TEST(test_mixed_batch)
+{
+	struct ms_spool_writer *w;
+	struct ms_spool_entry entry;
+	const unsigned char *first;
+	char err[256], name[256];
+	struct stat st;
+
+	ck_assert_int_eq(ms_spool_batch_begin(spool, "u@x", MS_CLASS_SPAM, &w, err, sizeof(err)),
+	                 0);
+	add_link(w, "a", "Subject: a\n\nlinked\n");
+	add_record(w, "Subject: b\n\ncopied\n", strlen("Subject: b\n\ncopied\n"));
+	add_link(w, "c", "Subject: c\n\n@not a link\n");
+	ck_assert_uint_eq(ms_spool_records(w), 3);
+	ck_assert_uint_eq(count_dir("msg"), 2);
+	ck_assert_msg(ms_spool_commit(&w, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_uint_eq(count_dir("tmp"), 0);
+	/* Dovecot expunging its name does not take ours */
+	ck_assert_int_eq(unlink(mail_file("a", "Subject: a\n\nlinked\n")), 0);
+
+	read_only_file(&entry, 1 << 20);
+	only_name(name, sizeof(name));
+	ck_assert_uint_eq(entry.version, 3);
+	ck_assert_uint_eq(entry.count, 3);
+	ck_assert_int_eq(ms_spool_next(&entry, err, sizeof(err)), 1);
+	ck_assert_str_ne(entry.link, "");
+	ck_assert_uint_eq(entry.size, strlen("Subject: a\n\nlinked\n"));
+	ck_assert(memcmp(entry.msg, "Subject: a\n\nlinked\n", entry.size) == 0);
+	first = entry.msg;
+	ck_assert_int_eq(ms_spool_next(&entry, err, sizeof(err)), 1);
+	ck_assert_str_eq(entry.link, "");
+	ck_assert(memcmp(entry.msg, "Subject: b\n\ncopied\n", entry.size) == 0);
+	ck_assert_int_eq(ms_spool_next(&entry, err, sizeof(err)), 1);
+	ck_assert(memcmp(entry.msg, "Subject: c\n\n@not a link\n", entry.size) == 0);
+	/* still held: the learner hands a group of them to Redis at once */
+	ck_assert(memcmp(first, "Subject: a\n\nlinked\n", 19) == 0);
+	ck_assert_int_eq(ms_spool_next(&entry, err, sizeof(err)), 0);
+	ms_spool_release(&entry);
+	ck_assert_int_eq(ms_spool_remove_links(spool, &entry, err, sizeof(err)), 0);
+	ck_assert_uint_eq(count_dir("msg"), 0);
+	ck_assert_int_eq(ms_spool_remove(spool, name, err, sizeof(err)), 0);
+	ms_spool_entry_free(&entry);
+	/* the producer's own file is untouched */
+	ck_assert_int_eq(stat(mail_file("c", "Subject: c\n\n@not a link\n"), &st), 0);
+}
+END_TEST
+
+/* Without msg/ (a learner from before format 3) or for a source that is
+ * gone, nothing is linked and the batch stays format 2. */
+START_TEST(test_no_link_dir_or_source)
+{
+	struct ms_spool_writer *w;
+	struct ms_spool_entry entry;
+	char err[256], path[256];
+
+	ck_assert_int_eq(ms_spool_batch_begin(spool, "u", MS_CLASS_HAM, &w, err, sizeof(err)), 0);
+	snprintf(path, sizeof(path), "%s/no-such-file", mail);
+	ck_assert_int_eq(ms_spool_record_link(w, path, err, sizeof(err)), 0);
+	ck_assert(ms_spool_links_usable(w));
+	ck_assert_uint_eq(ms_spool_records(w), 0);
+	ms_spool_abort(&w);
+
+	snprintf(path, sizeof(path), "%s/msg", spool);
+	ck_assert_int_eq(rmdir(path), 0);
+	ck_assert_int_eq(ms_spool_batch_begin(spool, "u", MS_CLASS_HAM, &w, err, sizeof(err)), 0);
+	ck_assert_int_eq(ms_spool_record_link(w, mail_file("a", "m\n"), err, sizeof(err)), -1);
+	ck_assert(!ms_spool_links_usable(w));
+	add_record(w, "m\n", strlen("m\n"));
+	ck_assert_msg(ms_spool_commit(&w, err, sizeof(err)) == 0, "%s", err);
+	read_only_file(&entry, 1 << 20);
+	ck_assert_uint_eq(entry.version, 2);
+	ms_spool_entry_free(&entry);
+}
+END_TEST
+
+/* A rollback removes the links with the manifest. */
+START_TEST(test_rollback)
+{
+	struct ms_spool_writer *w;
+	char err[256];
+	struct stat st;
+
+	ck_assert_int_eq(ms_spool_batch_begin(spool, "u", MS_CLASS_SPAM, &w, err, sizeof(err)), 0);
+	add_link(w, "a", "a\n");
+	add_link(w, "b", "b\n");
+	ck_assert_uint_eq(count_dir("msg"), 2);
+	ms_spool_abort(&w);
+	ck_assert_uint_eq(count_dir("msg") + count_dir("tmp") + count_dir("new"), 0);
+	ck_assert_int_eq(stat(mail_file("b", "b\n"), &st), 0);
+	ck_assert_uint_eq(st.st_nlink, 1);
+}
+END_TEST
+
+/* A linked file deleted by hand, or too big, is skipped with a reason;
+ * the rest of the batch reads on. */
+START_TEST(test_missing_and_too_big)
+{
+	struct ms_spool_writer *w;
+	struct ms_spool_entry entry;
+	char err[256], path[512];
+
+	ck_assert_int_eq(ms_spool_batch_begin(spool, "u", MS_CLASS_SPAM, &w, err, sizeof(err)), 0);
+	add_link(w, "a", "a\n");
+	add_link(w, "b", "b\n");
+	add_link(w, "c", "a longer message\n");
+	ck_assert_msg(ms_spool_commit(&w, err, sizeof(err)) == 0, "%s", err);
+	read_only_file(&entry, 10);
+	ck_assert_int_eq(ms_spool_next(&entry, err, sizeof(err)), 1);
+	ck_assert_ptr_nonnull(entry.msg);
+	snprintf(path, sizeof(path), "%s/msg/%s", spool, entry.link);
+	path[strlen(path) - 1] = '1'; /* the second link */
+	ck_assert_int_eq(unlink(path), 0);
+	ck_assert_int_eq(ms_spool_next(&entry, err, sizeof(err)), 1);
+	ck_assert_ptr_null(entry.msg);
+	ck_assert_ptr_nonnull(strstr(entry.link_error, "missing"));
+	ck_assert_int_eq(ms_spool_next(&entry, err, sizeof(err)), 1);
+	ck_assert_ptr_null(entry.msg);
+	ck_assert_str_eq(entry.link_error, "too big");
+	ck_assert_uint_eq(entry.size, strlen("a longer message\n"));
+	ck_assert_int_eq(ms_spool_next(&entry, err, sizeof(err)), 0);
+	ck_assert_int_eq(ms_spool_remove_links(spool, &entry, err, sizeof(err)), 0);
+	ck_assert_uint_eq(count_dir("msg"), 0);
+	ms_spool_entry_free(&entry);
+}
+END_TEST
+
+/* Out of file descriptors is not the file's fault: retry later (-2). */
+START_TEST(test_out_of_fds)
+{
+	struct ms_spool_writer *w;
+	struct ms_spool_entry entry;
+	struct rlimit lim, old;
+	char err[256];
+	int fd;
+
+	ck_assert_int_eq(ms_spool_batch_begin(spool, "u", MS_CLASS_SPAM, &w, err, sizeof(err)), 0);
+	add_link(w, "a", "a\n");
+	ck_assert_msg(ms_spool_commit(&w, err, sizeof(err)) == 0, "%s", err);
+	read_only_file(&entry, 1 << 20);
+	fd = open("/dev/null", O_RDONLY); /* the lowest free descriptor */
+	ck_assert_int_ge(fd, 0);
+	close(fd);
+	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &lim), 0);
+	old = lim;
+	lim.rlim_cur = (rlim_t)fd; /* every descriptor below it is in use */
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &lim), 0);
+	ck_assert_int_eq(ms_spool_next(&entry, err, sizeof(err)), -2);
+	ck_assert_ptr_nonnull(strstr(err, "Too many open files"));
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &old), 0); /* for the teardown */
+	ms_spool_entry_free(&entry);
+}
+END_TEST
+
+/* Link records are names in msg/, nothing else; only format 3 has them. */
+START_TEST(test_malformed_links)
+{
+	static const char *const bad[] = {"@\n",    "@../new/x\n", "@.hidden\n", "@a/b\n",
+	                                  "@a b\n", "@a",          "@a\r\n"};
+	struct ms_spool_entry entry;
+	char err[256], text[512];
+	size_t i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(text, sizeof(text),
+		         "X-Mailsift-Spool: 3\nX-Mailsift-User: u\nX-Mailsift-Class: spam\n"
+		         "X-Mailsift-Batch: 1\n\n%s",
+		         bad[i]);
+		write_new("spam.1", text, strlen(text));
+		ck_assert_int_eq(ms_spool_read(spool, "spam.1", 1 << 20, &entry, err, sizeof(err)),
+		                 MS_SPOOL_READ_OK);
+		ck_assert_msg(ms_spool_next(&entry, err, sizeof(err)) == -1, "%s", bad[i]);
+		ck_assert_ptr_nonnull(strstr(err, "bad link line"));
+		ms_spool_entry_free(&entry);
+	}
+	snprintf(text, sizeof(text),
+	         "X-Mailsift-Spool: 2\nX-Mailsift-User: u\n"
+	         "X-Mailsift-Class: spam\nX-Mailsift-Batch: 1\n\n@a\n");
+	write_new("spam.1", text, strlen(text));
+	ck_assert_int_eq(ms_spool_read(spool, "spam.1", 1 << 20, &entry, err, sizeof(err)),
+	                 MS_SPOOL_READ_OK);
+	ck_assert_int_eq(ms_spool_next(&entry, err, sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, "bad length line"));
+	ms_spool_entry_free(&entry);
+}
+END_TEST
+
+/* Links whose manifest is in neither tmp/ nor new/ go once old enough;
+ * a transaction still writing and a published batch keep theirs. */
+START_TEST(test_clean_links)
+{
+	struct ms_spool_writer *open_w, *w;
+	char err[256], orphan[256];
+
+	ck_assert_int_eq(ms_spool_batch_begin(spool, "u", MS_CLASS_SPAM, &open_w, err, sizeof(err)),
+	                 0);
+	add_link(open_w, "a", "a\n");
+	ck_assert_int_eq(ms_spool_batch_begin(spool, "u", MS_CLASS_HAM, &w, err, sizeof(err)), 0);
+	add_link(w, "b", "b\n");
+	ck_assert_msg(ms_spool_commit(&w, err, sizeof(err)) == 0, "%s", err);
+	snprintf(orphan, sizeof(orphan), "%s/msg/0000000001.000000.1.0.host.0", spool);
+	ck_assert_int_eq(link(mail_file("c", "c\n"), orphan), 0);
+	ck_assert_uint_eq(count_dir("msg"), 3);
+	ck_assert_int_eq(ms_spool_clean_links(spool, 3600, err, sizeof(err)), 0);
+	sleep(1);
+	ck_assert_int_eq(ms_spool_clean_links(spool, 0, err, sizeof(err)), 1);
+	ck_assert_uint_eq(count_dir("msg"), 2);
+	ms_spool_abort(&open_w);
+	ck_assert_uint_eq(count_dir("msg"), 1);
+}
+END_TEST
+
 static Suite *
 spool_suite(void)
 {
@@ -651,6 +918,17 @@ spool_suite(void)
 	tcase_add_test(tc, test_too_big_and_not_regular);
 	tcase_add_test(tc, test_clean_tmp);
 	tcase_add_test(tc, test_poke);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("links");
+	tcase_add_checked_fixture(tc, setup_links, teardown_links);
+	tcase_add_test(tc, test_mixed_batch);
+	tcase_add_test(tc, test_no_link_dir_or_source);
+	tcase_add_test(tc, test_rollback);
+	tcase_add_test(tc, test_missing_and_too_big);
+	tcase_add_test(tc, test_out_of_fds);
+	tcase_add_test(tc, test_malformed_links);
+	tcase_add_test(tc, test_clean_links);
 	suite_add_tcase(s, tc);
 	return s;
 }

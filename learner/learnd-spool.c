@@ -82,7 +82,11 @@ spool_file_done(struct learnd *l, int next, const char *why)
 		             l->file.index, l->file.count);
 		if (ms_spool_reject(spool_dir, name, err, sizeof(err)) < 0)
 			ms_log_error("spool: %s", err);
-	} else if (ms_spool_remove(spool_dir, name, err, sizeof(err)) < 0) {
+	} else if (ms_spool_remove_links(spool_dir, &l->file, err, sizeof(err)) < 0) {
+		/* left to ms_spool_clean_links(); the manifest goes now */
+		ms_log_error("spool: %s: %s", name, err);
+	}
+	if (next >= 0 && ms_spool_remove(spool_dir, name, err, sizeof(err)) < 0) {
 		/* The next pass relearns it: the store counts each message once. */
 		ms_log_error("spool: %s", err);
 		ret = -1;
@@ -131,18 +135,31 @@ spool_learn_some(struct learnd *l, size_t max)
 	       (next = ms_spool_next(f, err, sizeof(err))) > 0) {
 		taken++;
 		/* a single-message file was held to max_file_size by the read */
-		if (f->version == 2 && f->size > l->cfg->max_message_size) {
+		if (f->version >= 2 && f->size > l->cfg->max_message_size) {
 			ms_log_error("spool: %s: message %u of %u: %zu bytes is over "
 			             "max_message_size: skipped",
 			             l->file_name, f->index, f->count, f->size);
 			continue;
 		}
+		/* a linked file deleted by hand must not hold up the rest */
+		if (f->msg == NULL) {
+			ms_log_error("spool: %s: message %u of %u: " MS_SPOOL_LINK_DIR
+			             "/%s: %s: skipped",
+			             l->file_name, f->index, f->count, f->link,
+			             f->link_error != NULL ? f->link_error : "unreadable");
+			continue;
+		}
 		msgs[n].data = f->msg;
 		msgs[n++].size = f->size;
+	}
+	if (next == -2) {
+		ms_log_error("spool: %s: %s: will retry", l->file_name, err);
+		return -1;
 	}
 	if (n > 0) {
 		ms_filter_learn_many(l->filter, f->user[0] == '\0' ? NULL : f->user, f->cls, msgs,
 		                     n, outcomes);
+		ms_spool_release(f);
 		if (spool_log_outcomes(l, msgs, outcomes, n) < 0)
 			return -1;
 	}
@@ -212,6 +229,12 @@ learnd_spool_clean(struct learnd *l)
 		ms_log_error("spool: %s", err);
 	else if (n > 0)
 		ms_log_info("spool: removed %d stale tmp/ files", n);
+	/* after tmp/: a manifest that died there frees its links at once */
+	n = ms_spool_clean_links(l->cfg->spool_dir, LEARND_TMP_MAX_AGE, err, sizeof(err));
+	if (n < 0)
+		ms_log_error("spool: %s", err);
+	else if (n > 0)
+		ms_log_info("spool: removed %d " MS_SPOOL_LINK_DIR "/ files without a manifest", n);
 }
 
 void

@@ -4,6 +4,7 @@
 #include "array.h"
 #include "istream.h"
 #include "mail-storage.h"
+#include "maildir-storage.h"
 #include "mailsift-plugin.h"
 #include "mailsift-batch.h"
 #include "ms-spool.h"
@@ -18,6 +19,9 @@ struct mailsift_batch {
 	/* The first spool error is logged; the rest of the transaction is
 	   skipped rather than logging the same problem per message. */
 	bool failed;
+	/* The spool cannot take links (no msg/, another file system): the
+	   rest of the transaction copies bytes without trying again. */
+	bool no_links;
 };
 
 struct mailsift_batch *
@@ -124,6 +128,51 @@ batch_write_mail(struct mailsift_batch *batch, struct mail *mail, uoff_t size, e
 	return 0;
 }
 
+struct batch_link {
+	struct ms_spool_writer *writer;
+	int ret;
+	char err[256];
+};
+
+static int
+batch_link_file(struct maildir_mailbox *mbox ATTR_UNUSED, const char *path, struct batch_link *ctx)
+{
+	ctx->ret = ms_spool_record_link(ctx->writer, path, ctx->err, sizeof(ctx->err));
+	/* 0: not under this name (flags changed it): Dovecot looks again */
+	return ctx->ret == 0 ? 0 : 1;
+}
+
+/* Hard-links mail's Maildir file into the spool, as Dovecot's own MOVE
+ * does into the destination, instead of reading and copying its bytes.
+ * Returns FALSE when the bytes must be copied: another storage, another
+ * file system, or any trouble with the link. */
+static bool
+batch_link_mail(struct mailsift_batch *batch, struct mail *mail, enum ms_class cls)
+{
+	struct batch_link ctx;
+
+	if (!batch->muser->link_files || batch->no_links ||
+	    strcmp(mail->box->storage->name, MAILDIR_STORAGE_NAME) != 0)
+		return FALSE;
+	if ((ctx.writer = batch_writer(batch, cls)) == NULL)
+		return FALSE;
+	if (!ms_spool_links_usable(ctx.writer)) {
+		batch->no_links = TRUE;
+		return FALSE;
+	}
+	ctx.ret = -1;
+	ctx.err[0] = '\0';
+	if (maildir_file_do(MAILDIR_MAILBOX(mail->box), mail->uid, batch_link_file, &ctx) < 0)
+		return FALSE;
+	if (ctx.ret < 0 && ms_spool_links_usable(ctx.writer)) {
+		/* one message's trouble (EEXIST, ...): worth a line, not
+		   more; the bytes are copied */
+		i_warning("mailsift: %s uid %u: %s", mailbox_get_vname(mail->box), mail->uid,
+		          ctx.err);
+	}
+	return ctx.ret > 0;
+}
+
 void
 mailsift_batch_add(struct mailsift_batch *batch, struct mail *mail, enum ms_class cls)
 {
@@ -143,6 +192,8 @@ mailsift_batch_add(struct mailsift_batch *batch, struct mail *mail, enum ms_clas
 		       mailbox_get_vname(mail->box), mail->uid, ms_spool_class_name(cls), size);
 		return;
 	}
+	if (batch_link_mail(batch, mail, cls) || batch->failed)
+		return;
 	if (batch_write_mail(batch, mail, size, cls, &error) < 0 && !batch->failed) {
 		i_error("mailsift: %s uid %u not learned as %s: %s", mailbox_get_vname(mail->box),
 		        mail->uid, ms_spool_class_name(cls), error);

@@ -53,6 +53,24 @@ setting_bool(struct mail_user *user, const char *name, bool *value_r, const char
 	return 0;
 }
 
+/* A plugin that stores mail files compressed or encrypted: the file is not
+ * the message, so it must be read through Dovecot, not linked. */
+static bool
+files_are_messages(struct mail_user *user)
+{
+	static const char *const transforming[] = {"zlib", "mail_compress", "mail_crypt", NULL};
+	const char *const *plugins = t_strsplit_spaces(user->set->mail_plugins, " ,");
+	unsigned int i;
+
+	for (; *plugins != NULL; plugins++) {
+		for (i = 0; transforming[i] != NULL; i++) {
+			if (strcmp(*plugins, transforming[i]) == 0)
+				return FALSE;
+		}
+	}
+	return TRUE;
+}
+
 static int
 mailsift_user_read_settings(struct mail_user *user, struct mailsift_user *muser,
                             const char **error_r)
@@ -64,6 +82,7 @@ mailsift_user_read_settings(struct mail_user *user, struct mailsift_user *muser,
 	        setting_or(user, "mailsift_learner_socket", MAILSIFT_DEFAULT_LEARNER_SOCKET);
 	muser->junk_names = setting_names(user, "mailsift_junk_mailbox");
 	muser->trash_names = setting_names(user, "mailsift_trash_mailbox");
+	muser->link_files = files_are_messages(user);
 
 	muser->max_size = MAILSIFT_DEFAULT_MAX_SIZE;
 	value = mail_user_plugin_getenv(user, "mailsift_max_size");

@@ -17,6 +17,10 @@ struct mailsift_user {
 	const char *const *trash_names;
 	uoff_t max_size;
 	bool learn_append;
+	/* Maildir files may be hard-linked into the spool: they hold the
+	   message as the learner must see it (no compressing or encrypting
+	   plugin rewrites them). */
+	bool link_files;
 };
 
 #define MAILSIFT_USER_CONTEXT(obj) MODULE_CONTEXT(obj, mailsift_user_module)

@@ -302,7 +302,7 @@ class Env:
         """Write files into the training spool with lib/ms-spool.c, as the
         mail user like the Dovecot plugin; creates the spool if need be.
         batch: all in one batch file, as the plugin writes a MOVE."""
-        for sub in ("", "tmp", "new", "bad"):
+        for sub in ("", "tmp", "new", "bad", "msg"):  # as mailsift-learnd makes it
             d = self.path("spool", sub)
             if not os.path.isdir(d):
                 os.mkdir(d, 0o700)
@@ -316,7 +316,7 @@ class Env:
     # --- the training spool, as mailsift-learnd and its producers share it
     def make_spool(self):
         spool = self.path("spool")
-        for sub in ("", "tmp", "new", "bad"):
+        for sub in ("", "tmp", "new", "bad", "msg"):  # as mailsift-learnd makes it
             os.makedirs(os.path.join(spool, sub), exist_ok=True)
             os.chown(os.path.join(spool, sub), VMAIL.pw_uid, VMAIL.pw_gid)
         return spool

@@ -77,9 +77,10 @@ def uidset(uids):
     return ",".join(str(u) for u in uids)
 
 
-def parse_spool_file(name, data):
+def parse_spool_file(name, data, link_dir=None):
     """(class, user, [message bytes]) of one spool file: a single message
-    (X-Mailsift-Spool: 1) or a batch (2: "<length>\\n" bytes "\\n" each)."""
+    (X-Mailsift-Spool: 1) or a batch (2: "<length>\\n" bytes "\\n" each;
+    3: also "@<name>\\n" for a file hard-linked into link_dir, spool/msg/)."""
     head, sep, body = data.partition(b"\n\n")
     fields = dict(line.split(": ", 1) for line in head.decode().split("\n") if ": " in line)
     cls, user = fields.get("X-Mailsift-Class"), fields.get("X-Mailsift-User")
@@ -92,6 +93,10 @@ def parse_spool_file(name, data):
     msgs = []
     while body:
         length, _, body = body.partition(b"\n")
+        if length.startswith(b"@") and fields["X-Mailsift-Spool"] == "3":
+            with open(os.path.join(link_dir, length[1:].decode()), "rb") as f:
+                msgs.append(f.read())
+            continue
         n = int(length)
         if body[n:n + 1] != b"\n":
             raise AssertionError("spool file %s: record %d is cut" % (name, len(msgs) + 1))
@@ -109,7 +114,7 @@ def spool_events(env):
     events = []
     for name in env.spool_files("new"):
         with open(env.path("spool", "new", name), "rb") as f:
-            cls, user, msgs = parse_spool_file(name, f.read())
+            cls, user, msgs = parse_spool_file(name, f.read(), env.path("spool", "msg"))
         events += [(cls, user, m) for m in msgs]
     return events
 
@@ -250,7 +255,8 @@ class RouteTests:
         self.assertEqual(typ, "NO", data)
         self.assertIn(b"OVERQUOTA", data[0])
         self.assertEqual(imap.uids("Junk"), [])
-        self.assertEqual(self.env.spool_files("new") + self.env.spool_files("tmp"), [])
+        self.assertEqual(self.env.spool_files("new") + self.env.spool_files("tmp") +
+                         self.env.spool_files("msg"), [])
         # the same stack learns a copy that fits
         imap.select("INBOX")
         imap.ok(imap.uid("COPY", str(uids[0]), "Junk"))
@@ -262,7 +268,8 @@ class RouteTests:
         uids = self.inbox_with(imap, [message(1)])
         typ, data = imap.uid("MOVE", str(uids[0]), "NoSuchBox")
         self.assertEqual(typ, "NO", data)
-        self.assertEqual(self.env.spool_files("new") + self.env.spool_files("tmp"), [])
+        self.assertEqual(self.env.spool_files("new") + self.env.spool_files("tmp") +
+                         self.env.spool_files("msg"), [])
 
     def test_two_users_each_their_own_events(self):
         self.start(users=(USER, OTHER))
@@ -335,6 +342,7 @@ class LearnerRouteTests:
         self.start_learner()
         self.wait_learned()
         self.assertEqual(self.counts(), (5, 0))
+        self.assertEqual(self.env.spool_files("msg"), [])  # linked files go with them
         # another pass finds nothing to count again
         self.assertEqual(self.env.learner_request("POKE"), "OK")
         self.assertEqual(self.env.learner_request("STATS").split()[:3],

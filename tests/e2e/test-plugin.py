@@ -49,13 +49,18 @@ class PluginTest(LearnerRouteTests, RouteTests, harness.TestCase):
         msgs = learnable(50)
         uids = self.inbox_with(imap, msgs)
         imap.ok(imap.uid("MOVE", uidset(uids), "Junk"))
-        # one file for the whole MOVE, its records in the order moved
+        # one manifest for the whole MOVE, its records in the order moved,
+        # each a hard link to the Maildir file (format 3), no bytes copied
         names = self.env.spool_files("new")
         self.assertEqual(len(names), 1, names)
         with open(self.env.path("spool", "new", names[0]), "rb") as f:
             data = f.read()
-        self.assertTrue(data.startswith(b"X-Mailsift-Spool: 2\n"), data[:100])
-        cls, user, records = parse_spool_file(names[0], data)
+        self.assertTrue(data.startswith(b"X-Mailsift-Spool: 3\n"), data[:100])
+        lines = data.partition(b"\n\n")[2].split(b"\n")
+        self.assertEqual(lines[-1], b"")
+        self.assertEqual([line[:1] for line in lines[:-1]], [b"@"] * 50)
+        self.assertEqual(len(self.env.spool_files("msg")), 50)
+        cls, user, records = parse_spool_file(names[0], data, self.env.path("spool", "msg"))
         self.assertEqual((cls, user), ("spam", USER))
         self.assertEqual([lf(m) for m in records], msgs)
         self.assertEqual(self.env.spool_files("tmp"), [])
@@ -63,10 +68,40 @@ class PluginTest(LearnerRouteTests, RouteTests, harness.TestCase):
         self.wait_learned()
         self.assertEqual(self.counts(), (50, 0))
         self.assertEqual(self.env.learnd_log().count("result=learned"), 50)
+        self.assertEqual(self.env.spool_files("msg"), [])
+        self.assertEqual(len(self.client().uids("Junk")), 50)  # Dovecot's names stay
         # a second pass counts nothing again
         self.assertEqual(self.env.learner_request("POKE"), "OK")
         self.assertEqual(self.env.learner_request("STATS").split()[:3],
                          ["OK", "learned_spam=50", "learned_ham=0"])
+
+    def test_learner_linked_file_deleted_by_hand_is_skipped(self):
+        self.start()
+        imap = self.client()
+        uids = self.inbox_with(imap, learnable(3))
+        imap.ok(imap.uid("MOVE", uidset(uids), "Junk"))
+        links = self.env.spool_files("msg")
+        self.assertEqual(len(links), 3)
+        os.unlink(self.env.path("spool", "msg", links[1]))
+        self.start_learner()
+        self.wait_learned()
+        self.assertEqual(self.counts(), (2, 0))
+        log = self.env.learnd_log()
+        self.assertIn("msg/%s: missing" % links[1], log)
+        self.assertEqual(self.env.spool_files("msg") + self.env.spool_files("bad"), [])
+
+    def test_no_link_dir_copies_the_bytes(self):
+        # a spool made by a learner from before format 3 has no msg/
+        self.start()
+        os.rmdir(self.env.path("spool", "msg"))
+        imap = self.client()
+        msgs = [message(n) for n in range(3)]
+        uids = self.inbox_with(imap, msgs)
+        imap.ok(imap.uid("MOVE", uidset(uids), "Junk"))
+        names = self.env.spool_files("new")
+        with open(self.env.path("spool", "new", names[0]), "rb") as f:
+            self.assertTrue(f.read().startswith(b"X-Mailsift-Spool: 2\n"))
+        self.assertEqual([lf(m) for _, _, m in spool_events(self.env)], msgs)
 
     def test_move_and_copy_back_are_a_batch_each(self):
         # into Junk is one spam batch; out of it one ham batch

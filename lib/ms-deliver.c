@@ -311,16 +311,28 @@ folder_taken(const struct ms_sieve_outcome *out, unsigned int i)
 	return false;
 }
 
-/* Carry out Sieve's decisions: link the staged message into each folder
- * (a second copy in one folder gets a name of its own). Runs as the user. */
+/* The last store that gets the staged file itself (not a copy of its own). */
+static unsigned int
+last_publish(const struct ms_sieve_outcome *out)
+{
+	unsigned int i = out->n_stores;
+
+	while (i > 0 && folder_taken(out, i - 1))
+		i--;
+	return i - 1;
+}
+
+/* Carry out Sieve's decisions: link the staged message into each folder,
+ * the last one by a rename (a second copy in one folder gets a name of its
+ * own). Runs as the user. */
 static enum ms_deliver_status
-publish_stores(const struct ms_user *user, const struct ms_maildir_staged *staged,
+publish_stores(const struct ms_user *user, struct ms_maildir_staged *staged,
                const struct ms_sieve_outcome *out, const struct ms_maildir_chunk *chunks,
                size_t count, struct ms_deliver_result *result)
 {
 	char flags[8], first[sizeof(result->path)] = "", err[512];
 	enum ms_maildir_status status = MS_MAILDIR_OK;
-	unsigned int i;
+	unsigned int i, last = last_publish(out);
 
 	for (i = 0; i < out->n_stores && status == MS_MAILDIR_OK; i++) {
 		const char *folder = store_folder(out, i);
@@ -337,7 +349,7 @@ publish_stores(const struct ms_user *user, const struct ms_maildir_staged *stage
 			                                  sizeof(err));
 		else
 			status = ms_maildir_publish(staged, folder, flags, out->stores[i].keywords,
-			                            chunks, count, result->path,
+			                            i == last, chunks, count, result->path,
 			                            sizeof(result->path), err, sizeof(err));
 		if (status == MS_MAILDIR_OK && first[0] == '\0')
 			snprintf(first, sizeof(first), "%s", result->path);

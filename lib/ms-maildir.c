@@ -449,10 +449,23 @@ ms_maildir_stage(const char *dir, const char *escaped_host, const struct ms_mail
 	return status;
 }
 
+/* The staged file at new: the last folder takes the file itself (a rename,
+ * the same directory work as a plain delivery), the others a hard link. */
+static int
+place(struct ms_maildir_staged *st, const char *new, bool last)
+{
+	if (!last)
+		return link(st->tmp, new);
+	if (rename(st->tmp, new) < 0)
+		return -1;
+	st->tmp[0] = '\0';
+	return 0;
+}
+
 enum ms_maildir_status
-ms_maildir_publish(const struct ms_maildir_staged *st, const char *folder, const char *flags,
-                   const char *keywords, const struct ms_maildir_chunk *chunks, size_t count,
-                   char *path_r, size_t pathlen, char *err, size_t errlen)
+ms_maildir_publish(struct ms_maildir_staged *st, const char *folder, const char *flags,
+                   const char *keywords, bool last, const struct ms_maildir_chunk *chunks,
+                   size_t count, char *path_r, size_t pathlen, char *err, size_t errlen)
 {
 	char fdir[PATH_MAX], new[PATH_MAX], failed[PATH_MAX];
 	enum ms_maildir_status status;
@@ -467,9 +480,10 @@ ms_maildir_publish(const struct ms_maildir_staged *st, const char *folder, const
 	if (final_name(fdir, st->base, st->size, st->vsize, flags, keywords, new, sizeof(new),
 	               &sub) < 0)
 		return fail(err, errlen, "name in", fdir);
-	if (link(st->tmp, new) < 0 &&
-	    (errno != ENOENT || make_maildir(st->dir, fdir, failed, sizeof(failed)) < 0 ||
-	     link(st->tmp, new) < 0)) {
+	if (st->tmp[0] == '\0' ||
+	    (place(st, new, last) < 0 &&
+	     (errno != ENOENT || make_maildir(st->dir, fdir, failed, sizeof(failed)) < 0 ||
+	      place(st, new, last) < 0))) {
 		/* no hard links here (or another file system): a copy */
 		return ms_maildir_deliver_flags(st->dir, folder, st->host, flags, keywords, chunks,
 		                                count, path_r, pathlen, err, errlen);

@@ -75,10 +75,12 @@ enum ms_maildir_status ms_maildir_stage(const char *dir, const char *escaped_hos
 
 /* Publish the staged message in folder, as ms_maildir_deliver_flags would
  * have stored chunks (the same bytes): a hard link, the directory fsync'd.
- * Where a link cannot be made it writes a copy from chunks. The staged file
- * stays for the next folder until ms_maildir_unstage(). */
-enum ms_maildir_status ms_maildir_publish(const struct ms_maildir_staged *st, const char *folder,
-                                          const char *flags, const char *keywords,
+ * Where a link cannot be made (or nothing is staged any more) it writes a
+ * copy from chunks. The staged file stays for the next folder until
+ * ms_maildir_unstage(), except for the last folder: there it is renamed
+ * into place, as a plain delivery does, and st no longer holds it. */
+enum ms_maildir_status ms_maildir_publish(struct ms_maildir_staged *st, const char *folder,
+                                          const char *flags, const char *keywords, bool last,
                                           const struct ms_maildir_chunk *chunks, size_t count,
                                           char *path_r, size_t pathlen, char *err, size_t errlen);
 

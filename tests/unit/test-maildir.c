@@ -255,27 +255,27 @@ START_TEST(test_stage_publish)
 	/* staged: in tmp/, in no folder */
 	ck_assert_int_eq(count_files(maildir, "tmp", NULL, 0), 1);
 	ck_assert_int_eq(count_files(maildir, "new", NULL, 0), 0);
-	ck_assert_int_eq(ms_maildir_publish(&st, "INBOX", "", NULL, &chunk, 1, path, sizeof(path),
-	                                    err, sizeof(err)),
+	ck_assert_int_eq(ms_maildir_publish(&st, "INBOX", "", NULL, false, &chunk, 1, path,
+	                                    sizeof(path), err, sizeof(err)),
 	                 MS_MAILDIR_OK);
 	ck_assert_str_eq(read_all(path, &size), "Subject: s\n\nbody\n");
 	ck_assert_int_eq(count_files(maildir, "new", name, sizeof(name)), 1);
 	ck_assert_msg(strstr(name, ",S=17,W=20") != NULL, "%s", name);
 	/* a second folder, made on the way, flags in cur/ */
-	ck_assert_int_eq(ms_maildir_publish(&st, "Lists.x", "FS", NULL, &chunk, 1, path,
+	ck_assert_int_eq(ms_maildir_publish(&st, "Lists.x", "FS", NULL, false, &chunk, 1, path,
 	                                    sizeof(path), err, sizeof(err)),
 	                 MS_MAILDIR_OK);
 	snprintf(dir, sizeof(dir), "%s/.Lists.x", maildir);
 	ck_assert_int_eq(count_files(dir, "cur", name, sizeof(name)), 1);
 	ck_assert_msg(strstr(name, ",S=17,W=20:2,FS") != NULL, "%s", name);
 	ck_assert_str_eq(read_all(path, &size), "Subject: s\n\nbody\n");
-	ck_assert_int_eq(ms_maildir_publish(&st, "../x", "", NULL, &chunk, 1, path, sizeof(path),
-	                                    err, sizeof(err)),
+	ck_assert_int_eq(ms_maildir_publish(&st, "../x", "", NULL, false, &chunk, 1, path,
+	                                    sizeof(path), err, sizeof(err)),
 	                 MS_MAILDIR_TEMPFAIL);
 	/* the staged file gone (no hard link possible): a copy from the chunks */
 	ck_assert_int_eq(unlink(st.tmp), 0);
-	ck_assert_int_eq(ms_maildir_publish(&st, "Junk", "", NULL, &chunk, 1, path, sizeof(path),
-	                                    err, sizeof(err)),
+	ck_assert_int_eq(ms_maildir_publish(&st, "Junk", "", NULL, false, &chunk, 1, path,
+	                                    sizeof(path), err, sizeof(err)),
 	                 MS_MAILDIR_OK);
 	ck_assert_str_eq(read_all(path, &size), "Subject: s\n\nbody\n");
 	ck_assert_int_eq(ms_maildir_stage(maildir, "h", &chunk, 1, &st, err, sizeof(err)),
@@ -285,6 +285,52 @@ START_TEST(test_stage_publish)
 	ms_maildir_unstage(&st);
 	ck_assert_int_eq(count_files(maildir, "tmp", NULL, 0), 0);
 	ck_assert_int_eq(count_files(maildir, "new", NULL, 0), 1);
+}
+END_TEST
+
+START_TEST(test_publish_last)
+{
+	const char *text = "Subject: s\r\n\r\nbody\r\n";
+	struct ms_maildir_chunk chunk = {(const unsigned char *)text, strlen(text)};
+	struct ms_maildir_staged st;
+	char path[1024], err[256], dir[512], name[256];
+	size_t size;
+
+	/* one folder: the staged file itself moves there, nothing stays in tmp/ */
+	ck_assert_int_eq(ms_maildir_stage(maildir, "h", &chunk, 1, &st, err, sizeof(err)),
+	                 MS_MAILDIR_OK);
+	ck_assert_int_eq(ms_maildir_publish(&st, "INBOX", "", NULL, true, &chunk, 1, path,
+	                                    sizeof(path), err, sizeof(err)),
+	                 MS_MAILDIR_OK);
+	ck_assert_str_eq(st.tmp, "");
+	ck_assert_int_eq(count_files(maildir, "tmp", NULL, 0), 0);
+	ck_assert_int_eq(count_files(maildir, "new", name, sizeof(name)), 1);
+	ck_assert_str_eq(read_all(path, &size), "Subject: s\n\nbody\n");
+	ms_maildir_unstage(&st);
+	ck_assert_int_eq(count_files(maildir, "new", NULL, 0), 1);
+
+	/* two folders: a link, then the move; each holds the message */
+	ck_assert_int_eq(ms_maildir_stage(maildir, "h", &chunk, 1, &st, err, sizeof(err)),
+	                 MS_MAILDIR_OK);
+	ck_assert_int_eq(ms_maildir_publish(&st, "Work", "F", NULL, false, &chunk, 1, path,
+	                                    sizeof(path), err, sizeof(err)),
+	                 MS_MAILDIR_OK);
+	ck_assert_int_eq(ms_maildir_publish(&st, "INBOX", "", NULL, true, &chunk, 1, path,
+	                                    sizeof(path), err, sizeof(err)),
+	                 MS_MAILDIR_OK);
+	ck_assert_int_eq(count_files(maildir, "tmp", NULL, 0), 0);
+	ck_assert_int_eq(count_files(maildir, "new", NULL, 0), 2);
+	snprintf(dir, sizeof(dir), "%s/.Work", maildir);
+	ck_assert_int_eq(count_files(dir, "cur", name, sizeof(name)), 1);
+	ck_assert_msg(strstr(name, ":2,F") != NULL, "%s", name);
+	ck_assert_str_eq(read_all(path, &size), "Subject: s\n\nbody\n");
+
+	/* published after the move (nothing staged): a copy from the chunks */
+	ck_assert_int_eq(ms_maildir_publish(&st, "Junk", "", NULL, true, &chunk, 1, path,
+	                                    sizeof(path), err, sizeof(err)),
+	                 MS_MAILDIR_OK);
+	ck_assert_str_eq(read_all(path, &size), "Subject: s\n\nbody\n");
+	ck_assert_int_eq(count_files(maildir, "new", NULL, 0), 2);
 }
 END_TEST
 
@@ -304,6 +350,7 @@ main(void)
 	tcase_add_test(tc, test_new_not_a_dir);
 	tcase_add_test(tc, test_tmp_leftover);
 	tcase_add_test(tc, test_stage_publish);
+	tcase_add_test(tc, test_publish_last);
 	suite_add_tcase(s, tc);
 	return ms_test_run(s);
 }

@@ -14,7 +14,8 @@
  *   NAME:VALUE for small-valued fields (X-Priority, Precedence...)
  *   list:ID                        (List-Id)
  * X-Spam-* fields are skipped: whoever set them, they are not evidence
- * (ours are added after filtering, a sender's are forged or stale). */
+ * (ours are added after filtering, a sender's are forged or stale); so are
+ * the mailbox state fields a mail store writes (Status, X-Keywords...). */
 #include "ms-tokenize-private.h"
 
 #include <stdio.h>
@@ -33,6 +34,13 @@ static const char *const enum_fields[] = {
         "content-transfer-encoding",
         "x-mimeole-version",
         "x-accept-language",
+};
+
+/* Mailbox state a mail reader writes into the stored copy (mbox, UW-IMAP,
+ * mutt, pine): never on a message at delivery, where the filter runs, so
+ * whatever it says about a stored corpus is not evidence. */
+static const char *const mailbox_fields[] = {
+        "status", "x-status", "x-keywords", "x-uid", "x-imap", "x-imapbase",
 };
 
 static char
@@ -317,6 +325,18 @@ enum_field(struct tok_ctx *ctx, const char *name, const unsigned char *text, siz
 	return true;
 }
 
+static bool
+mailbox_field(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(mailbox_fields) / sizeof(mailbox_fields[0]); i++) {
+		if (strcmp(name, mailbox_fields[i]) == 0)
+			return true;
+	}
+	return false;
+}
+
 void
 tok_header(struct tok_ctx *ctx, const struct ms_piece *piece)
 {
@@ -327,7 +347,7 @@ tok_header(struct tok_ctx *ctx, const struct ms_piece *piece)
 	if (piece->name_len == 0 || piece->name_len >= sizeof(name))
 		return;
 	n = copy_lower(name, sizeof(name), (const unsigned char *)piece->name, piece->name_len);
-	if (strncmp(name, "x-spam", 6) == 0)
+	if (strncmp(name, "x-spam", 6) == 0 || mailbox_field(name))
 		return;
 	tok_add(ctx, "hdr:", name, n);
 	if (strcmp(name, "subject") == 0)

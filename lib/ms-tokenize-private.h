@@ -32,7 +32,9 @@ struct tok_ctx {
 	char from_domain[64], reply_to_domain[64];
 };
 
-/* Add the token prefix + text (text cut to fit TOKEN_MAX); returns its hash. */
+/* Add the token prefix + text (text cut to fit TOKEN_MAX). Returns the hash
+ * of its text, which pairs are made of; the token itself has the pair bit
+ * cleared (ms-tokenize.h), so that every token keeps its store slot. */
 uint64_t tok_add(struct tok_ctx *ctx, const char *prefix, const void *text, size_t len);
 /* Add the sparse pair (first, second) at distance d. */
 void tok_add_pair(struct tok_ctx *ctx, uint64_t first, const char *first_text, uint64_t second,

@@ -75,7 +75,7 @@ tok_add(struct tok_ctx *ctx, const char *prefix, const void *text, size_t len)
 	memcpy(buf, prefix, plen);
 	memcpy(buf + plen, text, len);
 	hash = ms_hash64(buf, plen + len, 0);
-	tok_push(ctx, hash, buf, plen + len);
+	tok_push(ctx, hash & ~MS_TOKEN_PAIR_BIT, buf, plen + len);
 	return hash;
 }
 
@@ -88,7 +88,7 @@ tok_add_pair(struct tok_ctx *ctx, uint64_t first, const char *first_text, uint64
 
 	if (ctx->text_cb != NULL)
 		len = snprintf(buf, sizeof(buf), "osb%u:%s %s", distance, first_text, second_text);
-	tok_push(ctx, ms_hash_pair(first, second, distance), buf,
+	tok_push(ctx, ms_hash_pair(first, second, distance) | MS_TOKEN_PAIR_BIT, buf,
 	         len < 0                     ? 0
 	         : (size_t)len < sizeof(buf) ? (size_t)len
 	                                     : sizeof(buf) - 1);

@@ -20,11 +20,24 @@ void ms_tokens_free(struct ms_tokens *tokens);
  * exhaustion; malformed mail still yields tokens. */
 int ms_tokenize_message(const unsigned char *msg, size_t size, struct ms_tokens *tokens);
 
+/* The lowest bit of a token's hash says whether it is a sparse word pair
+ * (set) or any other token (clear): the classifier weighs pairs apart
+ * (doc/classifier.md). The store's slots come from the top bits, so the
+ * bit moves no token to another slot. */
+#define MS_TOKEN_PAIR_BIT 1ULL
+
+static inline int
+ms_token_is_pair(uint64_t hash)
+{
+	return (hash & MS_TOKEN_PAIR_BIT) != 0;
+}
+
 /* The same, and calls cb with the text of every token as it is made (so
  * duplicates too), for tests and for looking at what the filter sees.
- * A token's hash is ms_hash64(text, len, 0) (ms-hash.h), except sparse
- * word pairs, whose text is "osb<distance>:<first> <second>" and whose hash
- * is ms_hash_pair() of the two words' hashes. */
+ * A token's hash is ms_hash64(text, len, 0) (ms-hash.h) with the pair bit
+ * cleared, except sparse word pairs, whose text is
+ * "osb<distance>:<first> <second>" and whose hash is ms_hash_pair() of the
+ * two words' ms_hash64() with the pair bit set. */
 typedef void ms_token_text_cb(const char *text, size_t len, uint64_t hash, void *context);
 int ms_tokenize_message_debug(const unsigned char *msg, size_t size, struct ms_tokens *tokens,
                               ms_token_text_cb *cb, void *context);

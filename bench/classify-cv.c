@@ -29,6 +29,7 @@
 #define PAUC_FP_RATE 0.01  /* the region the objective averages over */
 
 struct message {
+	const char *path;
 	uint64_t *hashes;
 	size_t count;
 	int is_spam;
@@ -36,7 +37,9 @@ struct message {
 
 /* one message as a model that did not learn it sees it */
 struct heldout {
+	const char *path;
 	struct ms_token_counts *counts;
+	uint64_t *hashes; /* of counts[i]: the classifier weighs pairs apart */
 	size_t count;
 	uint64_t nspam, nham;
 	int is_spam;
@@ -156,17 +159,21 @@ hold_out(const struct message *m, const uint64_t learned[2], struct heldout *h)
 {
 	size_t i;
 
+	h->path = m->path;
 	h->is_spam = m->is_spam;
 	h->nspam = learned[1];
 	h->nham = learned[0];
 	h->count = 0;
-	if ((h->counts = calloc(m->count + 1, sizeof(*h->counts))) == NULL)
+	if ((h->counts = calloc(m->count + 1, sizeof(*h->counts))) == NULL ||
+	    (h->hashes = calloc(m->count + 1, sizeof(*h->hashes))) == NULL)
 		die("calloc");
 	for (i = 0; i < m->count; i++) {
 		const struct ms_token_counts *c = slot(m->hashes[i]);
 
-		if (c->spam + c->ham > 0)
+		if (c->spam + c->ham > 0) {
+			h->hashes[h->count] = m->hashes[i];
 			h->counts[h->count++] = *c;
+		}
 	}
 }
 
@@ -208,8 +215,8 @@ score_all(const struct ms_classify_params *params, struct partition *p)
 	for (i = 0; i < p->n; i++) {
 		struct heldout *h = &p->msgs[i];
 
-		if (ms_classify(params, h->counts, h->count, h->nspam, h->nham, &h->score, &used) <
-		    0)
+		if (ms_classify(params, h->counts, h->hashes, h->count, h->nspam, h->nham,
+		                &h->score, &used) < 0)
 			die("classify");
 	}
 	qsort(p->msgs, p->n, sizeof(*p->msgs), cmp_score);
@@ -297,30 +304,52 @@ distribution(struct partition *p)
 	printf("\n");
 }
 
+/* MS_TUNE_SHOW=N: the N highest-scoring ham and the N lowest-scoring spam
+ * by name, to look at what the filter gets wrong. */
+static void
+show_worst(const struct partition *p, size_t n)
+{
+	size_t i, shown = 0;
+
+	for (i = p->n; i-- > 0 && shown < n;) {
+		if (!p->msgs[i].is_spam) {
+			printf("  ham  %.4f %s\n", p->msgs[i].score, p->msgs[i].path);
+			shown++;
+		}
+	}
+	for (i = 0, shown = 0; i < p->n && shown < n; i++) {
+		if (p->msgs[i].is_spam) {
+			printf("  spam %.4f %s\n", p->msgs[i].score, p->msgs[i].path);
+			shown++;
+		}
+	}
+}
+
 static void
 grid(struct partition *parts, size_t nparts)
 {
 	static const double gs[] = {0.1, 0.3, 0.5, 1.0}, gx[] = {0.5, 0.55},
-	                    gdev[] = {0.375, 0.4, 0.42, 0.44, 0.46, 0.48}, gk[] = {1, 4, 8, 16};
-	static const unsigned int gmax[] = {0, 150};
+	                    gdev[] = {0.375, 0.4, 0.42, 0.44, 0.46}, gk[] = {4, 8, 16, 32},
+	                    gpw[] = {1.0, 0.5, 0.25, 0.125};
 	struct ms_classify_params p, best = ms_classify_defaults;
 	double best_pauc = 1e9;
-	size_t a, b, c, d, e, i;
+	size_t a, b, c, e, w, i;
 
-	printf("grid: s x min_dev max_tokens k | per partition: (1-ROCA)%% / missed at <= 0.1%% "
-	       "FP / mean missed over 0-1%% FP | mean of the last\n");
+	printf("grid: s x min_dev max_tokens k pair_weight | per partition: (1-ROCA)%% / missed at "
+	       "<= 0.1%% FP / mean missed over 0-1%% FP | mean of the last\n");
 	for (a = 0; a < 4; a++)
 		for (b = 0; b < 2; b++)
-			for (c = 0; c < 6; c++)
-				for (d = 0; d < 2; d++)
-					for (e = 0; e < 4; e++) {
+			for (c = 0; c < 5; c++)
+				for (e = 0; e < 4; e++)
+					for (w = 0; w < 4; w++) {
 						struct metrics m;
 						double pauc = 0.0;
 
 						p = (struct ms_classify_params){
-						        gs[a], gx[b], gdev[c], gmax[d], gk[e]};
-						printf("%g %g %g %u %g |", p.s, p.x, p.min_dev,
-						       p.max_tokens, p.tokens_per_dof);
+						        gs[a], gx[b], gdev[c], 0, gk[e], gpw[w]};
+						printf("%g %g %g %u %g %g |", p.s, p.x, p.min_dev,
+						       p.max_tokens, p.tokens_per_dof,
+						       p.pair_weight);
 						for (i = 0; i < nparts; i++) {
 							measure(&p, &parts[i], &m);
 							printf(" %.4f / %zu / %.1f", m.roca,
@@ -333,8 +362,10 @@ grid(struct partition *parts, size_t nparts)
 							best = p;
 						}
 					}
-	printf("lowest mean missed over 0-1%% FP: s=%g x=%g min_dev=%g max_tokens=%u k=%g (%.1f)\n",
-	       best.s, best.x, best.min_dev, best.max_tokens, best.tokens_per_dof, best_pauc);
+	printf("lowest mean missed over 0-1%% FP: s=%g x=%g min_dev=%g max_tokens=%u k=%g "
+	       "pair_weight=%g (%.1f)\n",
+	       best.s, best.x, best.min_dev, best.max_tokens, best.tokens_per_dof, best.pair_weight,
+	       best_pauc);
 }
 
 /* The defaults in detail, and the threshold: the lowest score, rounded up
@@ -346,13 +377,16 @@ defaults(struct partition *parts, size_t nparts)
 	struct metrics m;
 	size_t i, j;
 
-	printf("defaults: s=%g x=%g min_dev=%g max_tokens=%u k=%g\n", ms_classify_defaults.s,
-	       ms_classify_defaults.x, ms_classify_defaults.min_dev,
-	       ms_classify_defaults.max_tokens, ms_classify_defaults.tokens_per_dof);
+	printf("defaults: s=%g x=%g min_dev=%g max_tokens=%u k=%g pair_weight=%g\n",
+	       ms_classify_defaults.s, ms_classify_defaults.x, ms_classify_defaults.min_dev,
+	       ms_classify_defaults.max_tokens, ms_classify_defaults.tokens_per_dof,
+	       ms_classify_defaults.pair_weight);
 	for (i = 0; i < nparts; i++) {
 		measure(&ms_classify_defaults, &parts[i], &m);
 		if (i == 0)
 			distribution(&parts[i]);
+		if (getenv("MS_TUNE_SHOW") != NULL)
+			show_worst(&parts[i], strtoul(getenv("MS_TUNE_SHOW"), NULL, 10));
 		printf("%u folds: (1-ROCA)%% %.4f, missed at <= 0.1%% FP (%zu of %zu ham) %zu, "
 		       "cut %.4f, mean missed over 0-1%% FP %.1f\n",
 		       parts[i].folds, m.roca, m.allowed, parts[i].nham, m.fn_at_goal, m.cut,
@@ -403,6 +437,7 @@ main(int argc, char **argv)
 		/* the training half: even positions */
 		for (i = 0; i < nfiles; i += 2 * every, n++) {
 			tokenize_file(top, paths[i], &msgs[n]);
+			msgs[n].path = paths[i];
 			msgs[n].is_spam = cls;
 			count(&msgs[n], 1, learned);
 		}

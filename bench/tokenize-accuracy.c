@@ -219,8 +219,8 @@ main(int argc, char **argv)
 
 				counts[j] = e != NULL ? e->c : (struct ms_token_counts){0, 0};
 			}
-			if (ms_classify(&params, counts, tokens.count, learned[1], learned[0],
-			                &scored[n].score, &used) < 0)
+			if (ms_classify(&params, counts, tokens.hashes, tokens.count, learned[1],
+			                learned[0], &scored[n].score, &used) < 0)
 				return 1;
 			scored[n].spam = c;
 			missed += c == 1 && scored[n].score < 0.5;

@@ -1,5 +1,7 @@
 #include "ms-classify.h"
 
+#include "ms-tokenize.h"
+
 #include <math.h>
 #include <stdlib.h>
 
@@ -11,6 +13,7 @@ const struct ms_classify_params ms_classify_defaults = {
         .min_dev = 0.375,
         .max_tokens = 0,
         .tokens_per_dof = 16,
+        .pair_weight = 0.5,
 };
 
 double
@@ -64,6 +67,10 @@ ms_chi2q(double x2, unsigned int dof)
 	return term > 1.0 ? 1.0 : term;
 }
 
+struct evidence {
+	double f, weight;
+};
+
 static double
 deviation(double f)
 {
@@ -73,16 +80,19 @@ deviation(double f)
 static int
 cmp_deviation_desc(const void *a, const void *b)
 {
-	double da = deviation(*(const double *)a), db = deviation(*(const double *)b);
+	double da = deviation(((const struct evidence *)a)->f),
+	       db = deviation(((const struct evidence *)b)->f);
 
 	return da < db ? 1 : da > db ? -1 : 0;
 }
 
 int
 ms_classify(const struct ms_classify_params *params, const struct ms_token_counts *counts,
-            size_t count, uint64_t nspam, uint64_t nham, double *score_r, unsigned int *used_r)
+            const uint64_t *hashes, size_t count, uint64_t nspam, uint64_t nham, double *score_r,
+            unsigned int *used_r)
 {
-	double *fw, sum_ln_f = 0.0, sum_ln_1mf = 0.0, f, h, s, k;
+	double sum_ln_f = 0.0, sum_ln_1mf = 0.0, weight = 0.0, f, h, s, k;
+	struct evidence *ev;
 	size_t i, used = 0;
 	unsigned int dof;
 
@@ -90,30 +100,36 @@ ms_classify(const struct ms_classify_params *params, const struct ms_token_count
 	*used_r = 0;
 	if (count == 0)
 		return 0;
-	if ((fw = malloc(count * sizeof(*fw))) == NULL)
+	if ((ev = malloc(count * sizeof(*ev))) == NULL)
 		return -1;
 	for (i = 0; i < count; i++) {
 		if (counts[i].spam == 0 && counts[i].ham == 0)
 			continue;
 		f = ms_classify_fw(params, counts[i].spam, counts[i].ham, nspam, nham);
-		if (deviation(f) >= params->min_dev)
-			fw[used++] = f;
+		if (deviation(f) < params->min_dev)
+			continue;
+		ev[used].f = f;
+		ev[used++].weight =
+		        hashes != NULL && ms_token_is_pair(hashes[i]) ? params->pair_weight : 1.0;
 	}
 	if (params->max_tokens > 0 && used > params->max_tokens) {
-		qsort(fw, used, sizeof(*fw), cmp_deviation_desc);
+		qsort(ev, used, sizeof(*ev), cmp_deviation_desc);
 		used = params->max_tokens;
 	}
 	for (i = 0; i < used; i++) {
 		/* s > 0 keeps f inside (0,1); the clamp only guards s = 0 */
-		f = fmin(fmax(fw[i], 1e-12), 1.0 - 1e-12);
-		sum_ln_f += log(f);
-		sum_ln_1mf += log(1.0 - f);
+		f = fmin(fmax(ev[i].f, 1e-12), 1.0 - 1e-12);
+		sum_ln_f += ev[i].weight * log(f);
+		sum_ln_1mf += ev[i].weight * log(1.0 - f);
+		weight += ev[i].weight;
 	}
-	free(fw);
-	if (used == 0)
+	free(ev);
+	if (used == 0 || weight <= 0.0)
 		return 0;
+	/* a weighted token is that fraction of an observation: Fisher's
+	 * statistic and its degrees of freedom count weight, not tokens */
 	k = params->tokens_per_dof > 1.0 ? params->tokens_per_dof : 1.0;
-	dof = 2 * (unsigned int)ceil((double)used / k);
+	dof = 2 * (unsigned int)ceil(weight / k);
 	h = ms_chi2q(-2.0 * sum_ln_f / k, dof);
 	s = ms_chi2q(-2.0 * sum_ln_1mf / k, dof);
 	*score_r = (1.0 + h - s) / 2.0;

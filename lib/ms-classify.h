@@ -20,6 +20,9 @@ struct ms_classify_params {
 	 * independence, so k > 1 divides the chi-square statistics and degrees
 	 * of freedom by k. 0 or 1: plain Fisher. */
 	double tokens_per_dof;
+	/* Weight of a sparse word pair in the combination (other tokens: 1):
+	 * a pair repeats the evidence of its two words. 1: no difference. */
+	double pair_weight;
 };
 
 extern const struct ms_classify_params ms_classify_defaults;
@@ -40,9 +43,12 @@ double ms_classify_fw(const struct ms_classify_params *params, uint32_t spam, ui
 double ms_chi2q(double x2, unsigned int dof);
 
 /* Combine the tokens' counts into a spam probability in [0,1] (0.5 when no
- * token says anything). Tokens never learned are left out. *used_r gets the
- * number of tokens that took part. Returns 0, or -1 on memory exhaustion. */
+ * token says anything). hashes[i] is the token of counts[i] (its pair bit,
+ * ms-tokenize.h, decides its weight), or hashes is NULL: every token weighs
+ * 1. Tokens never learned are left out. *used_r gets the number of tokens
+ * that took part. Returns 0, or -1 on memory exhaustion. */
 int ms_classify(const struct ms_classify_params *params, const struct ms_token_counts *counts,
-                size_t count, uint64_t nspam, uint64_t nham, double *score_r, unsigned int *used_r);
+                const uint64_t *hashes, size_t count, uint64_t nspam, uint64_t nham,
+                double *score_r, unsigned int *used_r);
 
 #endif

@@ -142,8 +142,8 @@ classify_finish(struct ms_filter *filter, struct inflight *f, struct ms_verdict 
 		set_unknown(verdict, "not enough training");
 		return;
 	}
-	if (ms_classify(&ms_classify_defaults, filter->counts, f->tokens.count, totals.learned_spam,
-	                totals.learned_ham, &score, &used) < 0) {
+	if (ms_classify(&ms_classify_defaults, filter->counts, f->tokens.hashes, f->tokens.count,
+	                totals.learned_spam, totals.learned_ham, &score, &used) < 0) {
 		set_unknown(verdict, "out of memory");
 		return;
 	}

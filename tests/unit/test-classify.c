@@ -1,5 +1,6 @@
 #include "ms-classify.h"
 #include "ms-test.h"
+#include "ms-tokenize.h"
 
 #include <check.h>
 #include <math.h>
@@ -51,13 +52,13 @@ START_TEST(test_combine)
 	unsigned int used;
 
 	/* one token: H = f, S = 1 - f, so the score is f itself */
-	ck_assert_int_eq(ms_classify(&plain, counts, 1, 10, 10, &score, &used), 0);
+	ck_assert_int_eq(ms_classify(&plain, counts, NULL, 1, 10, 10, &score, &used), 0);
 	ck_assert_close(score, 0.9, 1e-12);
 	ck_assert_uint_eq(used, 1);
 
 	/* f = 0.9 and 0.7: H = 0.63 (1 - ln 0.63), S = 0.03 (1 - ln 0.03) */
 	double h = 0.63 * (1 - log(0.63)), s = 0.03 * (1 - log(0.03));
-	ck_assert_int_eq(ms_classify(&plain, counts, 2, 10, 10, &score, &used), 0);
+	ck_assert_int_eq(ms_classify(&plain, counts, NULL, 2, 10, 10, &score, &used), 0);
 	ck_assert_close(score, (1 + h - s) / 2, 1e-12);
 	ck_assert_uint_eq(used, 2);
 
@@ -65,8 +66,42 @@ START_TEST(test_combine)
 	 * H = e^(ln 0.63 / 2) = sqrt(0.63), S = sqrt(0.03) */
 	struct ms_classify_params pairs = plain;
 	pairs.tokens_per_dof = 2;
-	ck_assert_int_eq(ms_classify(&pairs, counts, 2, 10, 10, &score, &used), 0);
+	ck_assert_int_eq(ms_classify(&pairs, counts, NULL, 2, 10, 10, &score, &used), 0);
 	ck_assert_close(score, (1 + sqrt(0.63) - sqrt(0.03)) / 2, 1e-12);
+}
+END_TEST
+
+START_TEST(test_pair_weight)
+{
+	struct ms_token_counts counts[] = {
+	        {.spam = 4, .ham = 0}, /* a word, f = 0.9 */
+	        {.spam = 3, .ham = 1}, /* a pair (ms-tokenize.h's bit), f = 0.7 */
+	};
+	const uint64_t hashes[] = {0x10, 0x10 | MS_TOKEN_PAIR_BIT};
+	struct ms_classify_params params = plain;
+	double score, p, q;
+	unsigned int used;
+
+	/* weight 1 is the unweighted combination (test_combine) */
+	params.pair_weight = 1.0;
+	ck_assert_int_eq(ms_classify(&params, counts, hashes, 2, 10, 10, &score, &used), 0);
+	p = 0.63, q = 0.03;
+	ck_assert_close(score, (1 + p * (1 - log(p)) - q * (1 - log(q))) / 2, 1e-12);
+	/* weight 0.5: the pair's logarithm counts half and the total weight
+	 * 1.5 rounds up to 2 observations, dof 4: H = P (1 - ln P) with
+	 * P = 0.9 * sqrt(0.7), S likewise with Q = 0.1 * sqrt(0.3) */
+	params.pair_weight = 0.5;
+	ck_assert_int_eq(ms_classify(&params, counts, hashes, 2, 10, 10, &score, &used), 0);
+	p = 0.9 * sqrt(0.7), q = 0.1 * sqrt(0.3);
+	ck_assert_close(score, (1 + p * (1 - log(p)) - q * (1 - log(q))) / 2, 1e-12);
+	ck_assert_uint_eq(used, 2);
+	/* weight 0: the word alone decides */
+	params.pair_weight = 0.0;
+	ck_assert_int_eq(ms_classify(&params, counts, hashes, 2, 10, 10, &score, &used), 0);
+	ck_assert_close(score, 0.9, 1e-12);
+	/* no hashes: every token weighs 1 */
+	ck_assert_int_eq(ms_classify(&params, counts, NULL, 2, 10, 10, &score, &used), 0);
+	ck_assert_close(score, (1 + 0.63 * (1 - log(0.63)) - 0.03 * (1 - log(0.03))) / 2, 1e-12);
 }
 END_TEST
 
@@ -83,15 +118,15 @@ START_TEST(test_selection)
 	unsigned int used;
 
 	params.min_dev = 0.1;
-	ck_assert_int_eq(ms_classify(&params, counts, 4, 10, 10, &score, &used), 0);
+	ck_assert_int_eq(ms_classify(&params, counts, NULL, 4, 10, 10, &score, &used), 0);
 	ck_assert_uint_eq(used, 2);
 	/* max_tokens keeps the most extreme: 0.9 (0.4 from 0.5) over 0.25 */
 	params.max_tokens = 1;
-	ck_assert_int_eq(ms_classify(&params, counts, 4, 10, 10, &score, &used), 0);
+	ck_assert_int_eq(ms_classify(&params, counts, NULL, 4, 10, 10, &score, &used), 0);
 	ck_assert_uint_eq(used, 1);
 	ck_assert_close(score, 0.9, 1e-12);
 	/* nothing known: 0.5 from no tokens */
-	ck_assert_int_eq(ms_classify(&params, counts, 1, 10, 10, &score, &used), 0);
+	ck_assert_int_eq(ms_classify(&params, counts, NULL, 1, 10, 10, &score, &used), 0);
 	ck_assert_uint_eq(used, 0);
 	ck_assert_close(score, 0.5, 0);
 }
@@ -99,7 +134,8 @@ END_TEST
 
 START_TEST(test_defaults_evidence)
 {
-	/* s = 0.3, x = 0.55, min_dev = 0.375, 100 learns of each class: a
+	/* s = 0.3, x = 0.55, min_dev = 0.375, k = 16, pair weight 0.5, 100
+	 * learns of each class: a
 	 * token seen once takes part when it was spam, not when it was ham
 	 * (doc/classifier.md) */
 	struct ms_token_counts counts[] = {
@@ -111,13 +147,22 @@ START_TEST(test_defaults_evidence)
 	double f1 = 1.165 / 1.3, f2 = 0.165 / 2.3, score;
 	unsigned int used;
 
-	ck_assert_int_eq(ms_classify(&ms_classify_defaults, counts, 4, 100, 100, &score, &used), 0);
+	ck_assert_int_eq(
+	        ms_classify(&ms_classify_defaults, counts, NULL, 4, 100, 100, &score, &used), 0);
 	ck_assert_uint_eq(used, 2);
 	/* k = 16: statistics divided by 16, dof 2 * ceil(2 / 16) = 2, so
 	 * H = (f1 f2)^(1/16) and S = ((1 - f1)(1 - f2))^(1/16) */
 	ck_assert_close(score,
 	                (1 + pow(f1 * f2, 1.0 / 16) - pow((1 - f1) * (1 - f2), 1.0 / 16)) / 2,
 	                1e-12);
+	/* the third token a sparse pair: it weighs 0.5, dof 2 * ceil(1.5 / 16) */
+	const uint64_t hashes[] = {0x10, 0x20, 0x30 | MS_TOKEN_PAIR_BIT, 0x40};
+	ck_assert_int_eq(
+	        ms_classify(&ms_classify_defaults, counts, hashes, 4, 100, 100, &score, &used), 0);
+	ck_assert_close(
+	        score,
+	        (1 + pow(f1 * sqrt(f2), 1.0 / 16) - pow((1 - f1) * sqrt(1 - f2), 1.0 / 16)) / 2,
+	        1e-12);
 }
 END_TEST
 
@@ -130,14 +175,16 @@ START_TEST(test_extremes)
 	for (i = 0; i < 5000; i++)
 		counts[i].spam = 100;
 	ck_assert_int_eq(
-	        ms_classify(&ms_classify_defaults, counts, 5000, 1000, 1000, &score, &used), 0);
+	        ms_classify(&ms_classify_defaults, counts, NULL, 5000, 1000, 1000, &score, &used),
+	        0);
 	ck_assert(score > 0.999 && score <= 1.0);
 	for (i = 0; i < 5000; i++) {
 		counts[i].spam = 0;
 		counts[i].ham = 100;
 	}
 	ck_assert_int_eq(
-	        ms_classify(&ms_classify_defaults, counts, 5000, 1000, 1000, &score, &used), 0);
+	        ms_classify(&ms_classify_defaults, counts, NULL, 5000, 1000, 1000, &score, &used),
+	        0);
 	ck_assert(score >= 0.0 && score < 0.001);
 	free(counts);
 }
@@ -152,6 +199,7 @@ main(void)
 	tcase_add_test(tc, test_fw);
 	tcase_add_test(tc, test_chi2q);
 	tcase_add_test(tc, test_combine);
+	tcase_add_test(tc, test_pair_weight);
 	tcase_add_test(tc, test_selection);
 	tcase_add_test(tc, test_defaults_evidence);
 	tcase_add_test(tc, test_extremes);

@@ -13,7 +13,9 @@
  * away), and the spam_threshold that keeps the false positives at or under
  * 0.1% in both partitions. doc/classifier.md has the figures.
  * usage: classify-cv CORPUS [EVERY]  (the spamassassin/ folder; EVERY > 1
- * keeps only every EVERY-th training message, to see a smaller site) */
+ * keeps only every EVERY-th training message, to see a smaller site)
+ * environment: MS_TUNE_NO_GRID=1 skips the grid; MS_TUNE_SHOW=N names the N
+ * highest-scoring ham and lowest-scoring spam of each partition. */
 #include "ms-classify.h"
 #include "ms-tokenize.h"
 

@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -36,6 +35,7 @@ struct ms_spool_writer {
 	unsigned int links; /* msg/<unique>.0 .. .<links - 1> */
 	/* 0: msg/ not looked at yet, 1: links work, -1: copy instead */
 	int link_state;
+	int link_fd;        /* msg/, open while links are made: no path walk per link */
 	off_t count_offset; /* where the header's count digits are */
 	off_t size;         /* the file's length, buffered bytes included */
 	off_t rec_start;    /* the current record's length line */
@@ -146,11 +146,10 @@ open_tmp(struct ms_spool_writer *w, const char *spool_dir, char *err, size_t err
 	for (tries = 0; tries < 100; tries++) {
 		spool_unique(w->unique, sizeof(w->unique));
 		snprintf(w->tmp_path, sizeof(w->tmp_path), "%s/tmp/%s", spool_dir, w->unique);
-		/* the longest of the paths but a link's, which has room for
-		   ".<n>" within PATH_MAX as long as this fits in half of it */
+		/* the longest of the three paths */
 		len = snprintf(w->new_path, sizeof(w->new_path), "%s/%s.%s", w->new_dir,
 		               ms_spool_class_name(w->cls), w->unique);
-		if (len < 0 || (size_t)len >= sizeof(w->new_path) / 2)
+		if (len < 0 || (size_t)len >= sizeof(w->new_path))
 			return ms_error(err, errlen, "%s: spool path too long", spool_dir);
 		w->fd = open(w->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 		if (w->fd >= 0)
@@ -217,6 +216,7 @@ writer_start(const char *spool_dir, const char *user, enum ms_class cls, bool ba
 	w->records = 0;
 	w->links = 0;
 	w->link_state = 0;
+	w->link_fd = -1;
 	w->size = 0;
 	w->buf_len = 0;
 	if (open_tmp(w, spool_dir, err, errlen) < 0) {
@@ -299,36 +299,42 @@ ms_spool_record_begin(struct ms_spool_writer *writer, size_t size, char *err, si
 	return 0;
 }
 
-static int
-link_path(const struct ms_spool_writer *w, unsigned int n, char *buf, size_t size)
+/* The name of link n in msg/. */
+static void
+link_name(const struct ms_spool_writer *w, unsigned int n, char *buf, size_t size)
 {
-	int len = snprintf(buf, size, "%s/%s.%u", w->link_dir, w->unique, n);
-
-	return len < 0 || (size_t)len >= size ? -1 : 0;
+	snprintf(buf, size, "%s.%u", w->unique, n);
 }
 
-/* msg/ exists (a learner that knows format 3 made it): looked at once. */
+/* msg/ exists (a learner that knows format 3 made it): opened once. */
 static bool
 links_checked(struct ms_spool_writer *w)
 {
-	struct stat st;
-
-	if (w->link_state == 0)
-		w->link_state = stat(w->link_dir, &st) == 0 && S_ISDIR(st.st_mode) ? 1 : -1;
+	if (w->link_state == 0) {
+		w->link_fd = open(w->link_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		w->link_state = w->link_fd >= 0 ? 1 : -1;
+	}
 	return w->link_state > 0;
+}
+
+static void
+writer_free(struct ms_spool_writer *w)
+{
+	if (w->link_fd >= 0)
+		(void)close(w->link_fd);
+	free(w);
 }
 
 int
 ms_spool_record_link(struct ms_spool_writer *w, const char *src_path, char *err, size_t errlen)
 {
-	char path[PATH_MAX], line[MS_SPOOL_LINK_MAX + 3];
+	char name[MS_SPOOL_LINK_MAX + 1], line[MS_SPOOL_LINK_MAX + 3];
 	int len, error;
 
 	if (!w->batch || w->in_record || w->broken || !links_checked(w))
 		return ms_error(err, errlen, "%s: no links into this spool file", w->link_dir);
-	if (link_path(w, w->links, path, sizeof(path)) < 0)
-		return ms_error(err, errlen, "%s: path too long", w->link_dir);
-	if (link(src_path, path) < 0) {
+	link_name(w, w->links, name, sizeof(name));
+	if (linkat(AT_FDCWD, src_path, w->link_fd, name, 0) < 0) {
 		error = errno;
 		if (error == ENOENT)
 			return 0;
@@ -336,11 +342,12 @@ ms_spool_record_link(struct ms_spool_writer *w, const char *src_path, char *err,
 		if (error == EXDEV || error == EPERM || error == EMLINK || error == EACCES ||
 		    error == EROFS)
 			w->link_state = -1;
-		return ms_error(err, errlen, "link(%s, %s): %s", src_path, path, strerror(error));
+		return ms_error(err, errlen, "link(%s, %s/%s): %s", src_path, w->link_dir, name,
+		                strerror(error));
 	}
-	len = snprintf(line, sizeof(line), "@%s.%u\n", w->unique, w->links);
+	len = snprintf(line, sizeof(line), "@%s\n", name);
 	if (writer_out(w, line, (size_t)len, err, errlen) < 0) {
-		(void)unlink(path);
+		(void)unlinkat(w->link_fd, name, 0);
 		return -1;
 	}
 	w->links++;
@@ -462,7 +469,7 @@ links_sync(struct ms_spool_writer **writers, size_t count, char *why, size_t why
 	for (i = 0; i < count; i++) {
 		if (writers[i]->links == 0)
 			continue;
-		if (ms_fsync_dir(writers[i]->link_dir) < 0)
+		if (fsync(writers[i]->link_fd) < 0)
 			return ms_error(why, whylen, "fsync(%s): %s", writers[i]->link_dir,
 			                strerror(errno));
 		return 0;
@@ -492,7 +499,7 @@ ms_spool_commit_many(struct ms_spool_writer **writers, size_t count, char *err, 
 		if (sealed > 0) {
 			snprintf(dir, sizeof(dir), "%s", writers[i]->new_dir);
 			new_dir = dir;
-			free(writers[i]);
+			writer_free(writers[i]);
 			writers[i] = NULL;
 			continue;
 		}
@@ -511,7 +518,7 @@ void
 ms_spool_abort(struct ms_spool_writer **writer)
 {
 	struct ms_spool_writer *w = *writer;
-	char path[PATH_MAX];
+	char name[MS_SPOOL_LINK_MAX + 1];
 	unsigned int i;
 
 	if (w == NULL)
@@ -520,10 +527,10 @@ ms_spool_abort(struct ms_spool_writer **writer)
 		(void)close(w->fd);
 	(void)unlink(w->tmp_path);
 	for (i = 0; i < w->links; i++) {
-		if (link_path(w, i, path, sizeof(path)) == 0)
-			(void)unlink(path);
+		link_name(w, i, name, sizeof(name));
+		(void)unlinkat(w->link_fd, name, 0);
 	}
-	free(w);
+	writer_free(w);
 	*writer = NULL;
 }
 

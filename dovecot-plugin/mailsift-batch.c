@@ -151,7 +151,8 @@ batch_link_mail(struct mailsift_batch *batch, struct mail *mail, enum ms_class c
 {
 	struct batch_link ctx;
 
-	if (!batch->muser->link_files || batch->no_links ||
+	/* uid 0: a message being saved (APPEND) has no file of its own yet */
+	if (!batch->muser->link_files || batch->no_links || mail->uid == 0 ||
 	    strcmp(mail->box->storage->name, MAILDIR_STORAGE_NAME) != 0)
 		return FALSE;
 	if ((ctx.writer = batch_writer(batch, cls)) == NULL)
@@ -169,6 +170,11 @@ batch_link_mail(struct mailsift_batch *batch, struct mail *mail, enum ms_class c
 		   more; the bytes are copied */
 		i_warning("mailsift: %s uid %u: %s", mailbox_get_vname(mail->box), mail->uid,
 		          ctx.err);
+	} else if (ctx.ret < 0) {
+		/* another file system, no msg/, protected_hardlinks: by
+		   design, but mail_debug should say why MOVEs are slower */
+		e_debug(mail_event(mail), "mailsift: %s: copying messages instead", ctx.err);
+		batch->no_links = TRUE;
 	}
 	return ctx.ret > 0;
 }

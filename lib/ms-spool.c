@@ -459,22 +459,36 @@ ms_spool_commit(struct ms_spool_writer **writer, char *err, size_t errlen)
 	return ms_spool_commit_many(writer, 1, err, errlen);
 }
 
-/* One fsync of msg/ for all the writers that made links (they share the
- * spool). Returns 0, or -1 with why set. */
-static int
-links_sync(struct ms_spool_writer **writers, size_t count, char *why, size_t whylen)
+/* Drops writers[i] after a failure, keeping the first error in err. */
+static void
+commit_failed(struct ms_spool_writer **writers, size_t i, const char *why, int *ret, char *err,
+              size_t errlen)
 {
+	if (*ret == 0)
+		*ret = ms_error(err, errlen, "%s", why);
+	ms_spool_abort(&writers[i]);
+}
+
+/* One fsync of msg/ for all the writers that made links (they share the
+ * spool); the ones with links are dropped if it fails. */
+static void
+links_sync(struct ms_spool_writer **writers, size_t count, int *ret, char *err, size_t errlen)
+{
+	char why[512];
+	int synced = 0;
 	size_t i;
 
 	for (i = 0; i < count; i++) {
-		if (writers[i]->links == 0)
+		if (writers[i] == NULL || writers[i]->links == 0)
 			continue;
-		if (fsync(writers[i]->link_fd) < 0)
-			return ms_error(why, whylen, "fsync(%s): %s", writers[i]->link_dir,
-			                strerror(errno));
-		return 0;
+		if (synced == 0)
+			synced = fsync(writers[i]->link_fd) < 0 ? -1 : 1;
+		if (synced < 0) {
+			ms_error(why, sizeof(why), "fsync(%s): %s", writers[i]->link_dir,
+			         strerror(errno));
+			commit_failed(writers, i, why, ret, err, errlen);
+		}
 	}
-	return 0;
 }
 
 int
@@ -482,30 +496,32 @@ ms_spool_commit_many(struct ms_spool_writer **writers, size_t count, char *err, 
 {
 	const char *new_dir = NULL;
 	char dir[PATH_MAX], why[512];
-	int ret = 0, sealed, links_synced;
+	int ret = 0, sealed;
 	size_t i;
 
-	/* The links must be durable before a manifest naming them is. */
-	links_synced = links_sync(writers, count, why, sizeof(why));
 	for (i = 0; i < count; i++) {
-		if (writers[i]->links > 0 && links_synced < 0)
-			sealed = -1;
-		else
-			sealed = writer_seal(writers[i], why, sizeof(why));
-		if (sealed > 0 && rename(writers[i]->tmp_path, writers[i]->new_path) < 0)
-			sealed = ms_error(why, sizeof(why), "rename(%s, %s): %s",
-			                  writers[i]->tmp_path, writers[i]->new_path,
-			                  strerror(errno));
-		if (sealed > 0) {
-			snprintf(dir, sizeof(dir), "%s", writers[i]->new_dir);
-			new_dir = dir;
-			writer_free(writers[i]);
-			writers[i] = NULL;
+		if ((sealed = writer_seal(writers[i], why, sizeof(why))) < 0)
+			commit_failed(writers, i, why, &ret, err, errlen);
+		else if (sealed == 0)
+			ms_spool_abort(&writers[i]);
+	}
+	/* The links must be durable before a manifest naming them is
+	   published. After the manifests' fdatasync, which on a journaling
+	   file system usually committed the links too, this one is cheap. */
+	links_sync(writers, count, &ret, err, errlen);
+	for (i = 0; i < count; i++) {
+		if (writers[i] == NULL)
+			continue;
+		if (rename(writers[i]->tmp_path, writers[i]->new_path) < 0) {
+			ms_error(why, sizeof(why), "rename(%s, %s): %s", writers[i]->tmp_path,
+			         writers[i]->new_path, strerror(errno));
+			commit_failed(writers, i, why, &ret, err, errlen);
 			continue;
 		}
-		if (sealed < 0 && ret == 0)
-			ret = ms_error(err, errlen, "%s", why);
-		ms_spool_abort(&writers[i]);
+		snprintf(dir, sizeof(dir), "%s", writers[i]->new_dir);
+		new_dir = dir;
+		writer_free(writers[i]);
+		writers[i] = NULL;
 	}
 	/* Published: from here on only the directory entries' durability is
 	   at stake, and the files stay for the learner whatever we return. */

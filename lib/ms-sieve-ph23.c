@@ -39,7 +39,9 @@
 #include "ms-dupdb.h"
 #include "ms-sendmail.h"
 
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <syslog.h>
@@ -128,6 +130,13 @@ ms_sieve_init(char *err, size_t errlen)
 	char *args[] = {(char *)"mailsift-sieve", NULL};
 	char **argv = args;
 
+	/* Dovecot's raw mailbox calls localtime() twice a message; with TZ
+	 * unset glibc stat()s /etc/localtime each time to see if it changed.
+	 * The same zone, read once for the worker's life. */
+	if (getenv("TZ") == NULL && setenv("TZ", ":/etc/localtime", 1) < 0) {
+		snprintf(err, errlen, "setenv TZ: %s", strerror(errno));
+		return -1;
+	}
 	master_service = master_service_init("mailsift-sieve",
 	                                     MASTER_SERVICE_FLAG_STANDALONE |
 	                                             MASTER_SERVICE_FLAG_NO_CONFIG_SETTINGS |

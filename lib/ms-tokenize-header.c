@@ -304,17 +304,27 @@ list_id(struct tok_ctx *ctx, const unsigned char *text, size_t len)
 	tok_add(ctx, "list:", id, n);
 }
 
+/* name is one of the count lower-case field names in list */
+static bool
+name_in(const char *name, const char *const *list, size_t count)
+{
+	size_t i;
+
+	for (i = 0; i < count; i++) {
+		if (strcmp(name, list[i]) == 0)
+			return true;
+	}
+	return false;
+}
+#define NAME_IN(name, list) name_in(name, list, sizeof(list) / sizeof(list[0]))
+
 static bool
 enum_field(struct tok_ctx *ctx, const char *name, const unsigned char *text, size_t len)
 {
 	char prefix[NAME_MAX_LEN + 2], value[24];
 	size_t i, n = 0;
 
-	for (i = 0; i < sizeof(enum_fields) / sizeof(enum_fields[0]); i++) {
-		if (strcmp(name, enum_fields[i]) == 0)
-			break;
-	}
-	if (i == sizeof(enum_fields) / sizeof(enum_fields[0]))
+	if (!NAME_IN(name, enum_fields))
 		return false;
 	for (i = 0; i < len && is_space(text[i]); i++)
 		;
@@ -323,18 +333,6 @@ enum_field(struct tok_ctx *ctx, const char *name, const unsigned char *text, siz
 	snprintf(prefix, sizeof(prefix), "%s:", name);
 	tok_add(ctx, prefix, value, n);
 	return true;
-}
-
-static bool
-mailbox_field(const char *name)
-{
-	size_t i;
-
-	for (i = 0; i < sizeof(mailbox_fields) / sizeof(mailbox_fields[0]); i++) {
-		if (strcmp(name, mailbox_fields[i]) == 0)
-			return true;
-	}
-	return false;
 }
 
 void
@@ -347,7 +345,7 @@ tok_header(struct tok_ctx *ctx, const struct ms_piece *piece)
 	if (piece->name_len == 0 || piece->name_len >= sizeof(name))
 		return;
 	n = copy_lower(name, sizeof(name), (const unsigned char *)piece->name, piece->name_len);
-	if (strncmp(name, "x-spam", 6) == 0 || mailbox_field(name))
+	if (strncmp(name, "x-spam", 6) == 0 || NAME_IN(name, mailbox_fields))
 		return;
 	tok_add(ctx, "hdr:", name, n);
 	if (strcmp(name, "subject") == 0)

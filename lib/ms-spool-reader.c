@@ -319,8 +319,41 @@ next_link(struct ms_spool_entry *entry, char *err, size_t errlen)
 	return 0;
 }
 
-static enum ms_spool_read_result errno_result(int error);
-static int read_all(int fd, unsigned char *buf, size_t size);
+static enum ms_spool_read_result
+errno_result(int error)
+{
+	switch (error) {
+	case ENOENT:
+		return MS_SPOOL_READ_GONE;
+	case EMFILE:
+	case ENFILE:
+	case ENOMEM:
+	case ENOBUFS:
+	case EIO:
+	case EINTR:
+	case EAGAIN:
+		return MS_SPOOL_READ_ERROR;
+	default: /* EACCES, ELOOP (a symlink), ...: this file will not get better */
+		return MS_SPOOL_READ_BAD;
+	}
+}
+
+static int
+read_all(int fd, unsigned char *buf, size_t size)
+{
+	ssize_t ret;
+	size_t pos = 0;
+
+	while (pos < size) {
+		ret = read(fd, buf + pos, size - pos);
+		if (ret < 0 && errno == EINTR)
+			continue;
+		if (ret <= 0)
+			return ret < 0 ? -1 : 1;
+		pos += (size_t)ret;
+	}
+	return 0;
+}
 
 /* Keeps data until ms_spool_release(). */
 static int
@@ -457,42 +490,6 @@ ms_spool_remove_links(const char *spool_dir, const struct ms_spool_entry *entry,
 		}
 	}
 	return ret;
-}
-
-static enum ms_spool_read_result
-errno_result(int error)
-{
-	switch (error) {
-	case ENOENT:
-		return MS_SPOOL_READ_GONE;
-	case EMFILE:
-	case ENFILE:
-	case ENOMEM:
-	case ENOBUFS:
-	case EIO:
-	case EINTR:
-	case EAGAIN:
-		return MS_SPOOL_READ_ERROR;
-	default: /* EACCES, ELOOP (a symlink), ...: this file will not get better */
-		return MS_SPOOL_READ_BAD;
-	}
-}
-
-static int
-read_all(int fd, unsigned char *buf, size_t size)
-{
-	ssize_t ret;
-	size_t pos = 0;
-
-	while (pos < size) {
-		ret = read(fd, buf + pos, size - pos);
-		if (ret < 0 && errno == EINTR)
-			continue;
-		if (ret <= 0)
-			return ret < 0 ? -1 : 1;
-		pos += (size_t)ret;
-	}
-	return 0;
 }
 
 /* A batch may be bigger than one message: its first line says which. */

@@ -242,44 +242,55 @@ START_TEST(test_tmp_leftover)
 }
 END_TEST
 
+/* The message the staging tests stage and publish. */
+static const char staged_text[] = "Subject: s\r\n\r\nbody\r\n";
+static const struct ms_maildir_chunk staged_chunk = {(const unsigned char *)staged_text,
+                                                     sizeof(staged_text) - 1};
+
+static enum ms_maildir_status
+stage(struct ms_maildir_staged *st)
+{
+	char err[256];
+
+	return ms_maildir_stage(maildir, "h", &staged_chunk, 1, st, err, sizeof(err));
+}
+
+static enum ms_maildir_status
+publish(struct ms_maildir_staged *st, const char *folder, const char *flags, bool last, char *path,
+        size_t pathlen)
+{
+	char err[256];
+
+	return ms_maildir_publish(st, folder, flags, NULL, last, &staged_chunk, 1, path, pathlen,
+	                          err, sizeof(err));
+}
+
 START_TEST(test_stage_publish)
 {
-	const char *text = "Subject: s\r\n\r\nbody\r\n";
-	struct ms_maildir_chunk chunk = {(const unsigned char *)text, strlen(text)};
 	struct ms_maildir_staged st;
-	char path[1024], err[256], dir[512], name[256];
+	char path[1024], dir[512], name[256];
 	size_t size;
 
-	ck_assert_int_eq(ms_maildir_stage(maildir, "h", &chunk, 1, &st, err, sizeof(err)),
-	                 MS_MAILDIR_OK);
+	ck_assert_int_eq(stage(&st), MS_MAILDIR_OK);
 	/* staged: in tmp/, in no folder */
 	ck_assert_int_eq(count_files(maildir, "tmp", NULL, 0), 1);
 	ck_assert_int_eq(count_files(maildir, "new", NULL, 0), 0);
-	ck_assert_int_eq(ms_maildir_publish(&st, "INBOX", "", NULL, false, &chunk, 1, path,
-	                                    sizeof(path), err, sizeof(err)),
-	                 MS_MAILDIR_OK);
+	ck_assert_int_eq(publish(&st, "INBOX", "", false, path, sizeof(path)), MS_MAILDIR_OK);
 	ck_assert_str_eq(read_all(path, &size), "Subject: s\n\nbody\n");
 	ck_assert_int_eq(count_files(maildir, "new", name, sizeof(name)), 1);
 	ck_assert_msg(strstr(name, ",S=17,W=20") != NULL, "%s", name);
 	/* a second folder, made on the way, flags in cur/ */
-	ck_assert_int_eq(ms_maildir_publish(&st, "Lists.x", "FS", NULL, false, &chunk, 1, path,
-	                                    sizeof(path), err, sizeof(err)),
-	                 MS_MAILDIR_OK);
+	ck_assert_int_eq(publish(&st, "Lists.x", "FS", false, path, sizeof(path)), MS_MAILDIR_OK);
 	snprintf(dir, sizeof(dir), "%s/.Lists.x", maildir);
 	ck_assert_int_eq(count_files(dir, "cur", name, sizeof(name)), 1);
 	ck_assert_msg(strstr(name, ",S=17,W=20:2,FS") != NULL, "%s", name);
 	ck_assert_str_eq(read_all(path, &size), "Subject: s\n\nbody\n");
-	ck_assert_int_eq(ms_maildir_publish(&st, "../x", "", NULL, false, &chunk, 1, path,
-	                                    sizeof(path), err, sizeof(err)),
-	                 MS_MAILDIR_TEMPFAIL);
+	ck_assert_int_eq(publish(&st, "../x", "", false, path, sizeof(path)), MS_MAILDIR_TEMPFAIL);
 	/* the staged file gone (no hard link possible): a copy from the chunks */
 	ck_assert_int_eq(unlink(st.tmp), 0);
-	ck_assert_int_eq(ms_maildir_publish(&st, "Junk", "", NULL, false, &chunk, 1, path,
-	                                    sizeof(path), err, sizeof(err)),
-	                 MS_MAILDIR_OK);
+	ck_assert_int_eq(publish(&st, "Junk", "", false, path, sizeof(path)), MS_MAILDIR_OK);
 	ck_assert_str_eq(read_all(path, &size), "Subject: s\n\nbody\n");
-	ck_assert_int_eq(ms_maildir_stage(maildir, "h", &chunk, 1, &st, err, sizeof(err)),
-	                 MS_MAILDIR_OK);
+	ck_assert_int_eq(stage(&st), MS_MAILDIR_OK);
 	ck_assert_int_eq(count_files(maildir, "tmp", NULL, 0), 1);
 	ms_maildir_unstage(&st);
 	ms_maildir_unstage(&st);
@@ -290,18 +301,13 @@ END_TEST
 
 START_TEST(test_publish_last)
 {
-	const char *text = "Subject: s\r\n\r\nbody\r\n";
-	struct ms_maildir_chunk chunk = {(const unsigned char *)text, strlen(text)};
 	struct ms_maildir_staged st;
-	char path[1024], err[256], dir[512], name[256];
+	char path[1024], dir[512], name[256];
 	size_t size;
 
 	/* one folder: the staged file itself moves there, nothing stays in tmp/ */
-	ck_assert_int_eq(ms_maildir_stage(maildir, "h", &chunk, 1, &st, err, sizeof(err)),
-	                 MS_MAILDIR_OK);
-	ck_assert_int_eq(ms_maildir_publish(&st, "INBOX", "", NULL, true, &chunk, 1, path,
-	                                    sizeof(path), err, sizeof(err)),
-	                 MS_MAILDIR_OK);
+	ck_assert_int_eq(stage(&st), MS_MAILDIR_OK);
+	ck_assert_int_eq(publish(&st, "INBOX", "", true, path, sizeof(path)), MS_MAILDIR_OK);
 	ck_assert_str_eq(st.tmp, "");
 	ck_assert_int_eq(count_files(maildir, "tmp", NULL, 0), 0);
 	ck_assert_int_eq(count_files(maildir, "new", name, sizeof(name)), 1);
@@ -310,14 +316,9 @@ START_TEST(test_publish_last)
 	ck_assert_int_eq(count_files(maildir, "new", NULL, 0), 1);
 
 	/* two folders: a link, then the move; each holds the message */
-	ck_assert_int_eq(ms_maildir_stage(maildir, "h", &chunk, 1, &st, err, sizeof(err)),
-	                 MS_MAILDIR_OK);
-	ck_assert_int_eq(ms_maildir_publish(&st, "Work", "F", NULL, false, &chunk, 1, path,
-	                                    sizeof(path), err, sizeof(err)),
-	                 MS_MAILDIR_OK);
-	ck_assert_int_eq(ms_maildir_publish(&st, "INBOX", "", NULL, true, &chunk, 1, path,
-	                                    sizeof(path), err, sizeof(err)),
-	                 MS_MAILDIR_OK);
+	ck_assert_int_eq(stage(&st), MS_MAILDIR_OK);
+	ck_assert_int_eq(publish(&st, "Work", "F", false, path, sizeof(path)), MS_MAILDIR_OK);
+	ck_assert_int_eq(publish(&st, "INBOX", "", true, path, sizeof(path)), MS_MAILDIR_OK);
 	ck_assert_int_eq(count_files(maildir, "tmp", NULL, 0), 0);
 	ck_assert_int_eq(count_files(maildir, "new", NULL, 0), 2);
 	snprintf(dir, sizeof(dir), "%s/.Work", maildir);
@@ -326,9 +327,7 @@ START_TEST(test_publish_last)
 	ck_assert_str_eq(read_all(path, &size), "Subject: s\n\nbody\n");
 
 	/* published after the move (nothing staged): a copy from the chunks */
-	ck_assert_int_eq(ms_maildir_publish(&st, "Junk", "", NULL, true, &chunk, 1, path,
-	                                    sizeof(path), err, sizeof(err)),
-	                 MS_MAILDIR_OK);
+	ck_assert_int_eq(publish(&st, "Junk", "", true, path, sizeof(path)), MS_MAILDIR_OK);
 	ck_assert_str_eq(read_all(path, &size), "Subject: s\n\nbody\n");
 	ck_assert_int_eq(count_files(maildir, "new", NULL, 0), 2);
 }

@@ -82,14 +82,17 @@ spool_file_done(struct learnd *l, int next, const char *why)
 		             l->file.index, l->file.count);
 		if (ms_spool_reject(spool_dir, name, err, sizeof(err)) < 0)
 			ms_log_error("spool: %s", err);
-	} else if (ms_spool_remove_links(spool_dir, &l->file, err, sizeof(err)) < 0) {
-		/* left to ms_spool_clean_links(); the manifest goes now */
-		ms_log_error("spool: %s: %s", name, err);
-	}
-	if (next >= 0 && ms_spool_remove(spool_dir, name, err, sizeof(err)) < 0) {
-		/* The next pass relearns it: the store counts each message once. */
-		ms_log_error("spool: %s", err);
-		ret = -1;
+	} else {
+		/* links left behind go to ms_spool_clean_links(); the
+		   manifest goes now */
+		if (ms_spool_remove_links(spool_dir, &l->file, err, sizeof(err)) < 0)
+			ms_log_error("spool: %s: %s", name, err);
+		if (ms_spool_remove(spool_dir, name, err, sizeof(err)) < 0) {
+			/* The next pass relearns it: the store counts each
+			   message once. */
+			ms_log_error("spool: %s", err);
+			ret = -1;
+		}
 	}
 	spool_close(l);
 	return ret;

@@ -16,14 +16,16 @@
 #include <time.h>
 #include <unistd.h>
 
-#define USER_FIELD  "X-Mailsift-User"
-#define CLASS_FIELD "X-Mailsift-Class"
-#define BATCH_FIELD "X-Mailsift-Batch"
+#define USER_FIELD    "X-Mailsift-User"
+#define CLASS_FIELD   "X-Mailsift-Class"
+#define BATCH_FIELD   "X-Mailsift-Batch"
+#define MAILDIR_FIELD "X-Mailsift-Maildir"
 
 /* The fields parse_field() has seen. */
-#define SEEN_USER  1
-#define SEEN_CLASS 2
-#define SEEN_BATCH 4
+#define SEEN_USER    1
+#define SEEN_CLASS   2
+#define SEEN_BATCH   4
+#define SEEN_MAILDIR 8
 
 static int
 spool_path(char *buf, size_t size, const char *spool_dir, const char *sub, const char *name)
@@ -106,36 +108,160 @@ names_add(char ***names, size_t *count, size_t *cap, const char *name)
 	return 0;
 }
 
-int
-ms_spool_list(const char *spool_dir, char ***names_r, size_t *count_r, char *err, size_t errlen)
+/* The names in path not starting with '.', sorted by cmp; a missing
+ * directory is empty if missing_ok. -1 keeps errno. */
+static int
+list_dir(const char *path, bool missing_ok, int (*cmp)(const void *, const void *), char ***names_r,
+         size_t *count_r, char *err, size_t errlen)
 {
-	char path[PATH_MAX], **names = NULL;
+	char **names = NULL;
 	size_t count = 0, cap = 0;
 	struct dirent *d;
 	DIR *dir;
-	int ret = 0;
+	int ret = 0, error = 0;
+
+	*names_r = NULL;
+	*count_r = 0;
+	if ((dir = opendir(path)) == NULL) {
+		if (missing_ok && errno == ENOENT)
+			return 0;
+		error = errno;
+		ret = ms_error(err, errlen, "opendir(%s): %s", path, strerror(error));
+		errno = error;
+		return ret;
+	}
+	errno = 0;
+	while (error == 0 && (d = readdir(dir)) != NULL) {
+		if (d->d_name[0] != '.' && names_add(&names, &count, &cap, d->d_name) < 0)
+			error = ENOMEM;
+		errno = 0;
+	}
+	if (error == 0)
+		error = errno;
+	(void)closedir(dir);
+	if (error != 0) {
+		ms_spool_names_free(names, count);
+		ret = ms_error(err, errlen, "readdir(%s): %s", path, strerror(error));
+		errno = error;
+		return ret;
+	}
+	if (count > 0)
+		qsort(names, count, sizeof(*names), cmp);
+	*names_r = names;
+	*count_r = count;
+	return 0;
+}
+
+int
+ms_spool_list(const char *spool_dir, char ***names_r, size_t *count_r, char *err, size_t errlen)
+{
+	char path[PATH_MAX];
 
 	if (spool_path(path, sizeof(path), spool_dir, "new", "") < 0)
 		return ms_error(err, errlen, "%s: path too long", spool_dir);
-	if ((dir = opendir(path)) == NULL)
-		return ms_error(err, errlen, "opendir(%s): %s", path, strerror(errno));
-	errno = 0;
-	while (ret == 0 && (d = readdir(dir)) != NULL) {
-		if (d->d_name[0] != '.' && names_add(&names, &count, &cap, d->d_name) < 0)
-			ret = ms_error(err, errlen, "out of memory");
-		errno = 0;
+	return list_dir(path, false, name_cmp, names_r, count_r, err, errlen);
+}
+
+/* One listing of a Maildir's cur/ and new/, sorted, made when a referenced
+ * file was not where the reference said. */
+struct ms_spool_lookup {
+	char **names[2];
+	size_t count[2];
+};
+
+static const char *const lookup_subs[2] = {"cur", "new"};
+
+static int
+plain_cmp(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+void
+ms_spool_lookup_free(struct ms_spool_lookup **lookup)
+{
+	struct ms_spool_lookup *lk = *lookup;
+	size_t i;
+
+	if (lk == NULL)
+		return;
+	for (i = 0; i < 2; i++)
+		ms_spool_names_free(lk->names[i], lk->count[i]);
+	free(lk);
+	*lookup = NULL;
+}
+
+/* -1 keeps errno. */
+static int
+lookup_load(struct ms_spool_lookup **lookup, const char *maildir, char *err, size_t errlen)
+{
+	struct ms_spool_lookup *lk;
+	char path[PATH_MAX];
+	size_t i;
+	int error;
+
+	if ((lk = calloc(1, sizeof(*lk))) == NULL) {
+		errno = ENOMEM;
+		return ms_error(err, errlen, "out of memory");
 	}
-	if (ret == 0 && errno != 0)
-		ret = ms_error(err, errlen, "readdir(%s): %s", path, strerror(errno));
-	(void)closedir(dir);
-	if (ret < 0) {
-		ms_spool_names_free(names, count);
+	*lookup = lk;
+	for (i = 0; i < 2; i++) {
+		snprintf(path, sizeof(path), "%s/%s", maildir, lookup_subs[i]);
+		if (list_dir(path, true, plain_cmp, &lk->names[i], &lk->count[i], err, errlen) <
+		    0) {
+			error = errno;
+			ms_spool_lookup_free(lookup);
+			errno = error;
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* The first of names (sorted) that is base or starts with base and ':'. */
+static const char *
+lookup_in(char *const *names, size_t count, const char *base)
+{
+	size_t lo = 0, hi = count, mid, len = strlen(base);
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (strcmp(names[mid], base) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	/* base's extensions sort after it, ":..." among them */
+	for (; lo < count && strncmp(names[lo], base, len) == 0; lo++) {
+		if (names[lo][len] == '\0' || names[lo][len] == ':')
+			return names[lo];
+	}
+	return NULL;
+}
+
+int
+ms_spool_lookup_find(struct ms_spool_lookup **lookup, const char *maildir, const char *ref,
+                     bool reload, char *path, size_t size, char *err, size_t errlen)
+{
+	char base[MS_SPOOL_REF_MAX + 1];
+	const char *name = ref + 4, *found;
+	size_t len = strcspn(name, ":");
+	int i;
+
+	if (len >= sizeof(base))
+		return 0;
+	memcpy(base, name, len);
+	base[len] = '\0';
+	if (reload)
+		ms_spool_lookup_free(lookup);
+	if (*lookup == NULL && lookup_load(lookup, maildir, err, errlen) < 0)
 		return -1;
+	for (i = 0; i < 2; i++) {
+		found = lookup_in((*lookup)->names[i], (*lookup)->count[i], base);
+		if (found != NULL &&
+		    snprintf(path, size, "%s/%s/%s", maildir, lookup_subs[i], found) < (int)size)
+			return 1;
 	}
-	if (count > 0)
-		qsort(names, count, sizeof(*names), name_cmp);
-	*names_r = names;
-	*count_r = count;
 	return 0;
 }
 
@@ -208,6 +334,13 @@ parse_field(const unsigned char *line, size_t len, struct ms_spool_entry *entry,
 		    parse_count((const unsigned char *)value, vlen, &entry->count) < 0)
 			return ms_error(err, errlen, "duplicate or bad " BATCH_FIELD);
 		*seen |= SEEN_BATCH;
+	} else if (entry->version == 4 && nlen == strlen(MAILDIR_FIELD) &&
+	           memcmp(line, MAILDIR_FIELD, nlen) == 0) {
+		if ((*seen & SEEN_MAILDIR) != 0 || !ms_spool_maildir_valid(value, vlen))
+			return ms_error(err, errlen, "duplicate or bad " MAILDIR_FIELD);
+		memcpy(entry->maildir, value, vlen);
+		entry->maildir[vlen] = '\0';
+		*seen |= SEEN_MAILDIR;
 	} else if (nlen < 11 || memcmp(line, "X-Mailsift-", 11) != 0) {
 		/* later X-Mailsift-* fields are skipped; anything else is not ours */
 		return ms_error(err, errlen, "unexpected header field");
@@ -215,20 +348,44 @@ parse_field(const unsigned char *line, size_t len, struct ms_spool_entry *entry,
 	return 0;
 }
 
-/* The first line: "X-Mailsift-Spool: 1", "2" or "3"; returns the version
- * or 0. */
+/* The first line: "X-Mailsift-Spool: 1" to "4"; returns the version or 0. */
 static unsigned int
 magic_version(const unsigned char *data, size_t size)
 {
+	static const char *const magics[] = {MS_SPOOL_MAGIC "\n", MS_SPOOL_MAGIC_BATCH "\n",
+	                                     MS_SPOOL_MAGIC_LINKS "\n", MS_SPOOL_MAGIC_REFS "\n"};
 	const size_t len = strlen(MS_SPOOL_MAGIC) + 1;
+	unsigned int i;
 
-	if (size >= len && memcmp(data, MS_SPOOL_MAGIC "\n", len) == 0)
-		return 1;
-	if (size >= len && memcmp(data, MS_SPOOL_MAGIC_BATCH "\n", len) == 0)
-		return 2;
-	if (size >= len && memcmp(data, MS_SPOOL_MAGIC_LINKS "\n", len) == 0)
-		return 3;
+	for (i = 0; size >= len && i < sizeof(magics) / sizeof(magics[0]); i++) {
+		if (memcmp(data, magics[i], len) == 0)
+			return i + 1;
+	}
 	return 0;
+}
+
+int
+ms_spool_peek_version(const char *spool_dir, const char *name)
+{
+	unsigned char line[sizeof(MS_SPOOL_MAGIC)];
+	char path[PATH_MAX];
+	ssize_t ret;
+	int fd, error;
+
+	if (spool_path(path, sizeof(path), spool_dir, "new", name) < 0) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)) < 0)
+		return -1;
+	ret = pread(fd, line, sizeof(line), 0);
+	error = errno;
+	(void)close(fd);
+	if (ret < 0) {
+		errno = error;
+		return -1;
+	}
+	return (int)magic_version(line, (size_t)ret);
 }
 
 int
@@ -245,7 +402,7 @@ ms_spool_parse(const unsigned char *data, size_t size, const char *name,
 		return ms_error(err, errlen, "name does not start with spam. or ham.");
 	if ((entry->version = magic_version(data, limit)) == 0)
 		return ms_error(err, errlen,
-		                "not a spool file (no X-Mailsift-Spool: 1, 2 or 3 line)");
+		                "not a spool file (no X-Mailsift-Spool: 1, 2, 3 or 4 line)");
 	p += strlen(MS_SPOOL_MAGIC) + 1;
 	while ((nl = memchr(p, '\n', (size_t)(end - p))) != NULL && nl != p) {
 		if (parse_field(p, (size_t)(nl - p), entry, &seen, err, errlen) < 0)
@@ -259,6 +416,8 @@ ms_spool_parse(const unsigned char *data, size_t size, const char *name,
 		return ms_error(err, errlen, "header lacks " USER_FIELD " or " CLASS_FIELD);
 	if (entry->version >= 2 && (seen & SEEN_BATCH) == 0)
 		return ms_error(err, errlen, "batch header lacks " BATCH_FIELD);
+	if (entry->version == 4 && (seen & SEEN_MAILDIR) == 0)
+		return ms_error(err, errlen, "header lacks " MAILDIR_FIELD);
 	if (entry->cls != name_cls)
 		return ms_error(err, errlen, CLASS_FIELD " differs from the file name");
 	entry->first = entry->next = nl + 1;
@@ -315,6 +474,25 @@ next_link(struct ms_spool_entry *entry, char *err, size_t errlen)
 	}
 	memcpy(entry->link, p, len);
 	entry->link[len] = '\0';
+	entry->next = nl + 1;
+	return 0;
+}
+
+/* A reference record (format 4): "=new/<name>\n" or "=cur/<name>\n". */
+static int
+next_ref(struct ms_spool_entry *entry, char *err, size_t errlen)
+{
+	const unsigned char *p = entry->next + 1, *end = entry->end, *nl;
+	size_t len;
+
+	if (entry->next == end || *entry->next != '=')
+		return ms_error(err, errlen, "bad reference line");
+	nl = memchr(p, '\n', (size_t)(end - p));
+	len = nl == NULL ? 0 : (size_t)(nl - p);
+	if (!ms_spool_ref_valid((const char *)p, len))
+		return ms_error(err, errlen, "bad reference line");
+	memcpy(entry->ref, p, len);
+	entry->ref[len] = '\0';
 	entry->next = nl + 1;
 	return 0;
 }
@@ -385,19 +563,59 @@ link_skip(struct ms_spool_entry *entry, int error, const char *what)
 	return 1;
 }
 
-/* Reads msg/<entry->link> into entry->msg: 1, or -2 (err says why). */
+/* Opens the current message's file: msg/<link>, or the Maildir file a
+ * reference names (under its new name if Dovecot renamed it). -1 with errno
+ * set and *why_r what failed; path names the file. */
 static int
-load_link(struct ms_spool_entry *entry, char *err, size_t errlen)
+open_message(struct ms_spool_entry *entry, char *path, size_t size, const char **why_r, char *err,
+             size_t errlen)
+{
+	int fd, found;
+
+	*why_r = "open";
+	if (entry->ref[0] == '\0') {
+		if (spool_path(path, size, entry->spool_dir, MS_SPOOL_LINK_DIR, entry->link) < 0) {
+			errno = ENAMETOOLONG;
+			return -1;
+		}
+	} else if (snprintf(path, size, "%s/%s", entry->maildir, entry->ref) >= (int)size) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd >= 0 || errno != ENOENT || entry->ref[0] == '\0') {
+		if (fd < 0 && errno == ENOENT)
+			*why_r = "missing";
+		return fd;
+	}
+	found = ms_spool_lookup_find(&entry->lookup, entry->maildir, entry->ref, false, path, size,
+	                             err, errlen);
+	if (found == 0) {
+		snprintf(path, size, "%s/%s", entry->maildir, entry->ref);
+		*why_r = "gone";
+		errno = ENOENT;
+		return -1;
+	}
+	if (found < 0) {
+		*why_r = "readdir";
+		return -1;
+	}
+	return open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+}
+
+/* Reads msg/<entry->link> or the referenced Maildir file into entry->msg: 1,
+ * or -2 (err says why). */
+static int
+load_message(struct ms_spool_entry *entry, char *err, size_t errlen)
 {
 	char path[PATH_MAX];
 	unsigned char *data = NULL;
+	const char *why;
 	struct stat st;
 	int fd, ret;
 
-	if (spool_path(path, sizeof(path), entry->spool_dir, MS_SPOOL_LINK_DIR, entry->link) < 0)
-		return link_skip(entry, 0, "path too long");
-	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)) < 0) {
-		ret = link_skip(entry, errno, errno == ENOENT ? "missing" : "open");
+	if ((fd = open_message(entry, path, sizeof(path), &why, err, errlen)) < 0) {
+		ret = link_skip(entry, errno, why);
 	} else if (fstat(fd, &st) < 0) {
 		ret = link_skip(entry, errno, "fstat");
 	} else if (!S_ISREG(st.st_mode) || st.st_size == 0) {
@@ -431,6 +649,7 @@ ms_spool_next(struct ms_spool_entry *entry, char *err, size_t errlen)
 	int ret;
 
 	entry->link[0] = '\0';
+	entry->ref[0] = '\0';
 	entry->link_error = NULL;
 	if (entry->version == 1)
 		return entry->index++ == 0 ? 1 : 0;
@@ -440,7 +659,9 @@ ms_spool_next(struct ms_spool_entry *entry, char *err, size_t errlen)
 			                entry->count);
 		return 0;
 	}
-	if (entry->version == 3 && entry->next < entry->end && *entry->next == '@')
+	if (entry->version == 4)
+		ret = next_ref(entry, why, sizeof(why));
+	else if (entry->version == 3 && entry->next < entry->end && *entry->next == '@')
 		ret = next_link(entry, why, sizeof(why));
 	else
 		ret = next_record(entry, why, sizeof(why));
@@ -448,11 +669,11 @@ ms_spool_next(struct ms_spool_entry *entry, char *err, size_t errlen)
 		return ms_error(err, errlen, "message %u of %u: %s", entry->index + 1, entry->count,
 		                why);
 	entry->index++;
-	if (entry->link[0] == '\0')
+	if (entry->link[0] == '\0' && entry->ref[0] == '\0')
 		return 1;
 	entry->msg = NULL;
 	entry->size = 0;
-	return entry->spool_dir == NULL ? 1 : load_link(entry, err, errlen);
+	return entry->spool_dir == NULL ? 1 : load_message(entry, err, errlen);
 }
 
 void
@@ -575,6 +796,7 @@ void
 ms_spool_entry_free(struct ms_spool_entry *entry)
 {
 	ms_spool_release(entry);
+	ms_spool_lookup_free(&entry->lookup);
 	free(entry->held);
 	free(entry->data);
 	memset(entry, 0, sizeof(*entry));

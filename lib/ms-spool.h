@@ -22,9 +22,19 @@
  * spool_dir/msg/ instead of copied (doc/spool.md, format 3). */
 #define MS_SPOOL_MAGIC_LINKS "X-Mailsift-Spool: 3"
 #define MS_SPOOL_LINK_DIR    "msg"
-#define MS_SPOOL_LINK_MAX    255  /* bytes of a link record's name */
-#define MS_SPOOL_HEADER_MAX  4096 /* bytes of header, blank line included */
-#define MS_SPOOL_USER_MAX    255
+#define MS_SPOOL_LINK_MAX    255 /* bytes of a link record's name */
+/* A batch of references to files of one Maildir: "=new/<name>\n" or
+ * "=cur/<name>\n" (doc/spool.md, format 4). The Dovecot plugin writes them
+ * during an IMAP MOVE without a syscall per message; the learner pins them
+ * (hard-links them into msg/, rewriting the file as format 3) before it
+ * learns anything. */
+#define MS_SPOOL_MAGIC_REFS  "X-Mailsift-Spool: 4"
+#define MS_SPOOL_MAILDIR_MAX 1024 /* bytes of X-Mailsift-Maildir */
+#define MS_SPOOL_REF_MAX     255  /* bytes of a referenced Maildir file name */
+/* "new/" or "cur/" and the name */
+#define MS_SPOOL_REF_PATH_MAX (4 + MS_SPOOL_REF_MAX)
+#define MS_SPOOL_HEADER_MAX   4096 /* bytes of header, blank line included */
+#define MS_SPOOL_USER_MAX     255
 /* A producer starts a new batch file once one holds this much, so a batch
  * file stays under MS_SPOOL_BATCH_MAX (the learner reads a file whole) as
  * long as single messages are smaller than the difference. */
@@ -63,6 +73,22 @@ int ms_spool_record_end(struct ms_spool_writer *writer, char *err, size_t errlen
 int ms_spool_record_link(struct ms_spool_writer *writer, const char *src_path, char *err,
                          size_t errlen);
 bool ms_spool_links_usable(const struct ms_spool_writer *writer);
+/* A batch of references to files of one Maildir (format 4): the learner
+ * pins them into msg/ and then learns them. maildir is the destination
+ * mailbox's Maildir directory: absolute, no control characters, no "." or
+ * ".." components, no trailing "/", at most MS_SPOOL_MAILDIR_MAX bytes.
+ * Published by ms_spool_commit()/ms_spool_commit_many(), dropped by
+ * ms_spool_abort(); a refs writer takes no byte or link records. */
+int ms_spool_refs_begin(const char *spool_dir, const char *user, enum ms_class cls,
+                        const char *maildir, struct ms_spool_writer **writer_r, char *err,
+                        size_t errlen);
+/* ref is "new/<name>" or "cur/<name>" under the writer's maildir: name is 1
+ * to MS_SPOOL_REF_MAX bytes of 0x21-0x7e except '/', not starting with '.'.
+ * Nothing is looked at on disk. */
+int ms_spool_record_ref(struct ms_spool_writer *writer, const char *ref, char *err, size_t errlen);
+/* The checks the writer and the reader apply (len bytes, no NUL needed). */
+bool ms_spool_maildir_valid(const char *maildir, size_t len);
+bool ms_spool_ref_valid(const char *ref, size_t len);
 /* Take the unfinished record back (its source could not be read); -1 if
  * even that failed: then the writer is unusable, abort it. */
 int ms_spool_record_abort(struct ms_spool_writer *writer, char *err, size_t errlen);
@@ -103,10 +129,14 @@ int ms_spool_list(const char *spool_dir, char ***names_r, size_t *count_r, char 
                   size_t errlen);
 void ms_spool_names_free(char **names, size_t count);
 
+struct ms_spool_lookup;
+
 struct ms_spool_entry {
 	char user[MS_SPOOL_USER_MAX + 1];
 	enum ms_class cls;
-	unsigned int version;     /* 1: one message, 2: a batch, 3: a batch with links */
+	/* 1: one message, 2: a batch, 3: a batch with links, 4: references
+	   to Maildir files (pinned, then learned) */
+	unsigned int version;
 	unsigned int count;       /* messages the header announces (1 for version 1) */
 	unsigned int index;       /* messages ms_spool_next() returned so far */
 	const unsigned char *msg; /* the current message, points into data */
@@ -116,6 +146,11 @@ struct ms_spool_entry {
 	   when it was over the limit. */
 	char link[MS_SPOOL_LINK_MAX + 1];
 	const char *link_error;
+	/* Format 4: X-Mailsift-Maildir, and the current record's reference
+	   ("new/<name>" or "cur/<name>" under maildir). */
+	char maildir[MS_SPOOL_MAILDIR_MAX + 1];
+	char ref[MS_SPOOL_REF_PATH_MAX + 1];
+	struct ms_spool_lookup *lookup;  /* the Maildir's names, once one moved */
 	const unsigned char *next, *end; /* the records not read yet */
 	const unsigned char *first;      /* the first record */
 	unsigned char *data;             /* the whole file */
@@ -145,6 +180,11 @@ enum ms_spool_read_result ms_spool_read(const char *spool_dir, const char *name,
                                         struct ms_spool_entry *entry, char *err, size_t errlen);
 void ms_spool_entry_free(struct ms_spool_entry *entry);
 
+/* The version (1 to 4) the first line of new/<name> announces, 0 for none,
+ * -1 when it cannot be read (errno: ENOENT when it is gone). Reads one
+ * line, not the file. */
+int ms_spool_peek_version(const char *spool_dir, const char *name);
+
 /* Parse the header of a whole spool file held in memory; name (its new/
  * name) must carry the same class. Returns 0, or -1 with the problem in
  * err. For version 1 entry->msg is the message already; entry->data is
@@ -158,7 +198,12 @@ int ms_spool_parse(const unsigned char *data, size_t size, const char *name,
  * that is missing or unreadable comes back as 1 with msg NULL (skip it);
  * -2 when the system could not read it now (fds, memory, I/O): retry the
  * file later. Without entry->spool_dir (ms_spool_parse() alone) a link
- * record comes back with msg NULL and link_error NULL. */
+ * record comes back with msg NULL and link_error NULL.
+ * A reference record (format 4) sets entry->ref. Format 4 is pinned before
+ * it is learned (ms_spool_pin), so without entry->spool_dir it comes back
+ * with msg NULL; with it (a Maildir the learner could not link from), the
+ * file is read as <maildir>/<ref>, or under its new name (see
+ * ms_spool_lookup_find), like a link record. */
 int ms_spool_next(struct ms_spool_entry *entry, char *err, size_t errlen);
 /* Free the linked messages ms_spool_next() returned so far. */
 void ms_spool_release(struct ms_spool_entry *entry);
@@ -181,6 +226,17 @@ int ms_spool_clean_tmp(const char *spool_dir, unsigned int max_age, char *err, s
  * link is older than max_age seconds (a producer died between linking
  * and publishing, or the manifest went to bad/). Returns how many, or -1. */
 int ms_spool_clean_links(const char *spool_dir, unsigned int max_age, char *err, size_t errlen);
+
+/* Finds the Maildir file a reference named once Dovecot renamed it (a flag
+ * changed, or new/ -> cur/): a file of cur/, then new/, whose name is the
+ * reference's base name (the part before ':') or starts with it and ':'.
+ * *lookup caches one listing of each directory (made at the first call;
+ * free it with ms_spool_lookup_free). Writes "<maildir>/<sub>/<file>" into
+ * path: returns 1, 0 when there is none, -1 (err) when a directory could not
+ * be read. reload: list the directories again (a file renamed meanwhile). */
+int ms_spool_lookup_find(struct ms_spool_lookup **lookup, const char *maildir, const char *ref,
+                         bool reload, char *path, size_t size, char *err, size_t errlen);
+void ms_spool_lookup_free(struct ms_spool_lookup **lookup);
 
 const char *ms_spool_class_name(enum ms_class cls);
 int ms_spool_class_parse(const char *name, enum ms_class *cls_r);

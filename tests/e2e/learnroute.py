@@ -77,10 +77,33 @@ def uidset(uids):
     return ",".join(str(u) for u in uids)
 
 
+def maildir_file(maildir, ref):
+    """The bytes of the Maildir file a format-4 reference names, found as the
+    learner finds it: <maildir>/<ref>, else the same base name (before ':')
+    in cur/ then new/ (Dovecot renamed it); None when it is gone."""
+    try:
+        with open(os.path.join(maildir, ref), "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        pass
+    base = ref[4:].split(":", 1)[0]
+    for sub in ("cur", "new"):
+        d = os.path.join(maildir, sub)
+        names = sorted(os.listdir(d)) if os.path.isdir(d) else []
+        for n in names:
+            if n == base or n.startswith(base + ":"):
+                with open(os.path.join(d, n), "rb") as f:
+                    return f.read()
+    return None
+
+
 def parse_spool_file(name, data, link_dir=None):
     """(class, user, [message bytes]) of one spool file: a single message
     (X-Mailsift-Spool: 1) or a batch (2: "<length>\\n" bytes "\\n" each;
-    3: also "@<name>\\n" for a file hard-linked into link_dir, spool/msg/)."""
+    3: also "@<name>\\n" for a file hard-linked into link_dir, spool/msg/;
+    4: only "=new/<file>\\n" or "=cur/<file>\\n", references to files of the
+    X-Mailsift-Maildir directory, an event each: the message is that file's
+    bytes, None if it is gone)."""
     head, sep, body = data.partition(b"\n\n")
     fields = dict(line.split(": ", 1) for line in head.decode().split("\n") if ": " in line)
     cls, user = fields.get("X-Mailsift-Class"), fields.get("X-Mailsift-User")
@@ -91,6 +114,16 @@ def parse_spool_file(name, data, link_dir=None):
     if fields["X-Mailsift-Spool"] == "1":
         return cls, user, [body]
     msgs = []
+    if fields["X-Mailsift-Spool"] == "4":
+        maildir = fields.get("X-Mailsift-Maildir")
+        if maildir is None or not body.endswith(b"\n"):
+            raise AssertionError("spool file %s: bad format-4 file: %r" % (name, data[:300]))
+        for line in body[:-1].split(b"\n"):
+            ref = line[1:].decode()
+            if not line.startswith(b"=") or ref[:4] not in ("new/", "cur/") or "/" in ref[4:]:
+                raise AssertionError("spool file %s: bad reference %r" % (name, line))
+            msgs.append(maildir_file(maildir, ref))
+        body = b""
     while body:
         length, _, body = body.partition(b"\n")
         if length.startswith(b"@") and fields["X-Mailsift-Spool"] == "3":

@@ -414,7 +414,7 @@ START_TEST(test_batch_malformed)
 	BAD("spam.4", HDR2 "X-Mailsift-Batch: 99999999999\n\n1\na\n", "bad X-Mailsift-Batch");
 	BAD("spam.5", HDR2 "X-Mailsift-Batch: 1\nX-Mailsift-Batch: 1\n\n1\na\n", "duplicate");
 	BAD("spam.6", MS_SPOOL_MAGIC_BATCH "\nX-Mailsift-Batch: 1\n\n1\na\n", "lacks");
-	BAD("spam.7", "X-Mailsift-Spool: 4\nX-Mailsift-User: u\n\n", "not a spool file");
+	BAD("spam.7", "X-Mailsift-Spool: 5\nX-Mailsift-User: u\n\n", "not a spool file");
 	BAD_RECORD("spam.10", HDR2 "X-Mailsift-Batch: 2\n\n1\na\n5\nab", 1, "truncated");
 	BAD_RECORD("spam.11", HDR2 "X-Mailsift-Batch: 2\n\n1\na\n", 1, "bad length line");
 	BAD_RECORD("spam.12", HDR2 "X-Mailsift-Batch: 1\n\n1\na\nX", 1, "data after the last");
@@ -893,6 +893,195 @@ START_TEST(test_clean_links)
 }
 END_TEST
 
+/* Spool format 4: references to Maildir files, written by the plugin. */
+#define REFS_HDR                                                               \
+	MS_SPOOL_MAGIC_REFS "\nX-Mailsift-User: u@x\nX-Mailsift-Class: spam\n" \
+	                    "X-Mailsift-Batch: 0000000002\n"                   \
+	                    "X-Mailsift-Maildir: /var/vmail/example.test/u/.Junk\n\n"
+
+START_TEST(test_refs_write_read)
+{
+	static const char want[] = REFS_HDR "=new/1764340000.M123P456.mx,S=977,W=1001\n"
+	                                    "=cur/1764340001.M124P456.mx,S=1843,W=1900:2,S\n";
+	struct ms_spool_writer *w;
+	struct ms_spool_entry entry;
+	char err[256], name[256], path[512], buf[1024];
+	ssize_t n;
+	int fd;
+
+	ck_assert_msg(ms_spool_refs_begin(spool, "u@x", MS_CLASS_SPAM,
+	                                  "/var/vmail/example.test/u/.Junk", &w, err,
+	                                  sizeof(err)) == 0,
+	              "%s", err);
+	ck_assert_msg(ms_spool_record_ref(w, "new/1764340000.M123P456.mx,S=977,W=1001", err,
+	                                  sizeof(err)) == 0,
+	              "%s", err);
+	ck_assert_int_eq(ms_spool_record_ref(w, "cur/1764340001.M124P456.mx,S=1843,W=1900:2,S", err,
+	                                     sizeof(err)),
+	                 0);
+	ck_assert_uint_eq(ms_spool_records(w), 2);
+	ck_assert(!ms_spool_links_usable(w));
+	/* no bytes and no links in a batch of references */
+	ck_assert_int_eq(ms_spool_record_begin(w, 1, err, sizeof(err)), -1);
+	ck_assert_int_eq(ms_spool_write(w, "x", 1, err, sizeof(err)), -1);
+	snprintf(path, sizeof(path), "%s/tmp", spool);
+	ck_assert_int_eq(ms_spool_record_link(w, path, err, sizeof(err)), -1);
+	ck_assert_uint_eq(ms_spool_records(w), 2);
+	ck_assert_msg(ms_spool_commit(&w, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_uint_eq(count_dir("tmp"), 0);
+
+	only_name(name, sizeof(name));
+	ck_assert_int_eq(ms_spool_peek_version(spool, name), 4);
+	snprintf(path, sizeof(path), "%s/new/%s", spool, name);
+	fd = open(path, O_RDONLY);
+	ck_assert_int_ge(fd, 0);
+	n = read(fd, buf, sizeof(buf));
+	close(fd);
+	ck_assert_int_eq(n, (ssize_t)sizeof(want) - 1);
+	ck_assert(memcmp(buf, want, sizeof(want) - 1) == 0);
+
+	/* parsed alone: the references, never a message */
+	ck_assert_int_eq(ms_spool_parse((const unsigned char *)buf, (size_t)n, name, &entry, err,
+	                                sizeof(err)),
+	                 0);
+	ck_assert_uint_eq(entry.version, 4);
+	ck_assert_uint_eq(entry.count, 2);
+	ck_assert_str_eq(entry.maildir, "/var/vmail/example.test/u/.Junk");
+	ck_assert_int_eq(ms_spool_next(&entry, err, sizeof(err)), 1);
+	ck_assert_ptr_null(entry.msg);
+	ck_assert_ptr_null(entry.link_error);
+	ck_assert_str_eq(entry.ref, "new/1764340000.M123P456.mx,S=977,W=1001");
+	ck_assert_int_eq(ms_spool_next(&entry, err, sizeof(err)), 1);
+	ck_assert_str_eq(entry.ref, "cur/1764340001.M124P456.mx,S=1843,W=1900:2,S");
+	ck_assert_int_eq(ms_spool_next(&entry, err, sizeof(err)), 0);
+
+	/* read from the spool: the files are looked for, and are not there */
+	read_only_file(&entry, 1 << 20);
+	ck_assert_int_eq(ms_spool_next(&entry, err, sizeof(err)), 1);
+	ck_assert_ptr_null(entry.msg);
+	ck_assert_ptr_nonnull(strstr(entry.link_error, "gone"));
+	ms_spool_entry_free(&entry);
+
+	/* an empty batch of references is dropped */
+	ck_assert_int_eq(ms_spool_refs_begin(spool, "u", MS_CLASS_HAM, "/m", &w, err, sizeof(err)),
+	                 0);
+	ck_assert_int_eq(ms_spool_commit(&w, err, sizeof(err)), 0);
+	ck_assert_uint_eq(count_dir("new") + count_dir("tmp"), 1);
+	/* references only go into a batch of references */
+	ck_assert_int_eq(ms_spool_batch_begin(spool, "u", MS_CLASS_HAM, &w, err, sizeof(err)), 0);
+	ck_assert_int_eq(ms_spool_record_ref(w, "new/a", err, sizeof(err)), -1);
+	ms_spool_abort(&w);
+}
+END_TEST
+
+/* The producer refuses what the reader would refuse. */
+START_TEST(test_refs_invalid_input)
+{
+	static const char *const bad_dirs[] = {"",       "/",     "rel/dir", "/a/../b",
+	                                       "/a/./b", "/a/",   "/a/..",   "/a/.",
+	                                       "/..",    "/a\nb", "/a\x7f"};
+	static const char *const bad_refs[] = {"",         "new/",         "tmp/a", "new/a/b",
+	                                       "new/.a",   "cur/a b",      "a",     "new",
+	                                       "new/a\tb", "cur/\xc3\xa9", "NEW/a"};
+	struct ms_spool_writer *w;
+	char err[256], long_dir[MS_SPOOL_MAILDIR_MAX + 2], long_ref[MS_SPOOL_REF_PATH_MAX + 2];
+	size_t i;
+
+	for (i = 0; i < sizeof(bad_dirs) / sizeof(bad_dirs[0]); i++) {
+		w = NULL;
+		ck_assert_msg(ms_spool_refs_begin(spool, "u", MS_CLASS_SPAM, bad_dirs[i], &w, err,
+		                                  sizeof(err)) == -1,
+		              "%s", bad_dirs[i]);
+		ck_assert_ptr_null(w);
+	}
+	memset(long_dir, 'd', sizeof(long_dir) - 1);
+	long_dir[0] = '/';
+	long_dir[MS_SPOOL_MAILDIR_MAX + 1] = '\0';
+	ck_assert_int_eq(
+	        ms_spool_refs_begin(spool, "u", MS_CLASS_SPAM, long_dir, &w, err, sizeof(err)), -1);
+	long_dir[MS_SPOOL_MAILDIR_MAX] = '\0'; /* exactly the limit */
+	ck_assert_msg(
+	        ms_spool_refs_begin(spool, "u", MS_CLASS_SPAM, long_dir, &w, err, sizeof(err)) == 0,
+	        "%s", err);
+	for (i = 0; i < sizeof(bad_refs) / sizeof(bad_refs[0]); i++)
+		ck_assert_msg(ms_spool_record_ref(w, bad_refs[i], err, sizeof(err)) == -1, "%s",
+		              bad_refs[i]);
+	memcpy(long_ref, "cur/", 4);
+	memset(long_ref + 4, 'n', sizeof(long_ref) - 5);
+	long_ref[MS_SPOOL_REF_PATH_MAX + 1] = '\0';
+	ck_assert_int_eq(ms_spool_record_ref(w, long_ref, err, sizeof(err)), -1);
+	long_ref[MS_SPOOL_REF_PATH_MAX] = '\0';
+	ck_assert_int_eq(ms_spool_record_ref(w, long_ref, err, sizeof(err)), 0);
+	ck_assert_int_eq(ms_spool_record_ref(w, "new/a:2,S", err, sizeof(err)), 0);
+	ck_assert_uint_eq(ms_spool_records(w), 2);
+	ck_assert_msg(ms_spool_commit(&w, err, sizeof(err)) == 0, "%s", err);
+	{
+		struct ms_spool_entry entry;
+
+		read_only_file(&entry, 1 << 20);
+		ck_assert_uint_eq(entry.version, 4);
+		ck_assert_str_eq(entry.maildir, long_dir);
+		entry.spool_dir = NULL; /* do not look for the files */
+		ck_assert_int_eq(ms_spool_next(&entry, err, sizeof(err)), 1);
+		ck_assert_str_eq(entry.ref, long_ref);
+		ck_assert_int_eq(ms_spool_next(&entry, err, sizeof(err)), 1);
+		ck_assert_str_eq(entry.ref, "new/a:2,S");
+		ck_assert_int_eq(ms_spool_next(&entry, err, sizeof(err)), 0);
+		ms_spool_entry_free(&entry);
+	}
+}
+END_TEST
+
+#define HDR4 MS_SPOOL_MAGIC_REFS "\nX-Mailsift-User: u\nX-Mailsift-Class: spam\n"
+#define M4   "X-Mailsift-Maildir: /m/d\n"
+
+START_TEST(test_refs_malformed)
+{
+	static const char *const bad[] = {
+	        "1\na\n",    "@a.0\n",     "=\n",    "=new/\n",    "=tmp/a\n",        "=new/a/b\n",
+	        "=new/.a\n", "=cur/a b\n", "=new/a", "=new/a\r\n", "=new/\xc3\xa9\n", "= new/a\n"};
+	struct ms_spool_entry entry;
+	char err[256], text[1024];
+	size_t i, len;
+
+	BAD("spam.1", HDR4 "X-Mailsift-Batch: 1\n\n=new/a\n", "lacks X-Mailsift-Maildir");
+	BAD("spam.2", HDR4 "X-Mailsift-Batch: 1\nX-Mailsift-Maildir: m/d\n\n=new/a\n",
+	    "bad X-Mailsift-Maildir");
+	BAD("spam.3", HDR4 "X-Mailsift-Batch: 1\nX-Mailsift-Maildir: /m/../d\n\n=new/a\n",
+	    "bad X-Mailsift-Maildir");
+	BAD("spam.4", HDR4 "X-Mailsift-Batch: 1\nX-Mailsift-Maildir: /m/d/\n\n=new/a\n",
+	    "bad X-Mailsift-Maildir");
+	BAD("spam.5", HDR4 "X-Mailsift-Batch: 1\n" M4 M4 "\n=new/a\n", "duplicate");
+	BAD("spam.6", HDR4 M4 "\n=new/a\n", "lacks X-Mailsift-Batch");
+	BAD("spam.7", HDR4 "X-Mailsift-Batch: 1\nX-Mailsift-Maildir: /m/\x01d\n\n=new/a\n",
+	    "control");
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		len = (size_t)snprintf(text, sizeof(text),
+		                       HDR4 "X-Mailsift-Batch: 2\n" M4 "\n=new/ok\n%s", bad[i]);
+		expect_bad_record("spam.10", text, len, 1, "message 2 of 2: bad reference line");
+	}
+	len = (size_t)snprintf(text, sizeof(text), HDR4 "X-Mailsift-Batch: 1\n" M4 "\n=new/");
+	memset(text + len, 'a', MS_SPOOL_REF_MAX + 1);
+	len += MS_SPOOL_REF_MAX + 1;
+	text[len++] = '\n';
+	expect_bad_record("spam.11", text, len, 0, "bad reference line");
+	len = (size_t)snprintf(text, sizeof(text),
+	                       HDR4 "X-Mailsift-Batch: 1\n" M4 "\n=new/a\n=new/b\n");
+	expect_bad_record("spam.12", text, len, 1, "data after the last");
+	/* the Maildir field means nothing before format 4: skipped */
+	len = (size_t)snprintf(text, sizeof(text),
+	                       MS_SPOOL_MAGIC_LINKS "\nX-Mailsift-User: u\nX-Mailsift-Class: spam\n"
+	                                            "X-Mailsift-Batch: 1\n" M4 "\n=new/a\n");
+	expect_bad_record("spam.13", text, len, 0, "bad length line");
+	write_new("spam.14", HDR4 "X-Mailsift-Batch: 1\n" M4 "\n=cur/a:2,S\n",
+	          sizeof(HDR4 "X-Mailsift-Batch: 1\n" M4 "\n=cur/a:2,S\n") - 1);
+	ck_assert_int_eq(ms_spool_read(spool, "spam.14", 1 << 20, &entry, err, sizeof(err)),
+	                 MS_SPOOL_READ_OK);
+	ck_assert_str_eq(entry.maildir, "/m/d");
+	ms_spool_entry_free(&entry);
+}
+END_TEST
+
 static Suite *
 spool_suite(void)
 {
@@ -929,6 +1118,9 @@ spool_suite(void)
 	tcase_add_test(tc, test_out_of_fds);
 	tcase_add_test(tc, test_malformed_links);
 	tcase_add_test(tc, test_clean_links);
+	tcase_add_test(tc, test_refs_write_read);
+	tcase_add_test(tc, test_refs_invalid_input);
+	tcase_add_test(tc, test_refs_malformed);
 	suite_add_tcase(s, tc);
 	return s;
 }

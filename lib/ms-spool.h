@@ -238,6 +238,44 @@ int ms_spool_lookup_find(struct ms_spool_lookup **lookup, const char *maildir, c
                          bool reload, char *path, size_t size, char *err, size_t errlen);
 void ms_spool_lookup_free(struct ms_spool_lookup **lookup);
 
+/* ---- pinning (lib/ms-spool-pin.c, the learner only) ---- */
+
+enum ms_spool_pin_result {
+	MS_SPOOL_PIN_ERROR = -1, /* the system is in trouble (err): retry later */
+	MS_SPOOL_PIN_NONE = 0,   /* not format 4, or gone: nothing done */
+	/* Pinned: new/<name> is now format 3 with the messages found (links
+	   msg/<unique>.<n>, n the reference's position), or, when none was
+	   found, removed (nothing to learn). */
+	MS_SPOOL_PIN_DONE = 1,
+	MS_SPOOL_PIN_BAD = 2, /* malformed (err): move it to bad/ */
+	/* No link can be made (msg/ on another file system, EPERM, EACCES,
+	   EROFS, EMLINK; err says which): left as format 4, no links; learn it
+	   by reading the Maildir files directly (ms_spool_read/next). */
+	MS_SPOOL_PIN_UNLINKABLE = 3,
+};
+
+/* Called for each reference whose file is gone (expunged before it could
+ * be pinned): index counts from 1, path is <maildir>/<ref>. */
+typedef void ms_spool_pin_gone_fn(void *context, unsigned int index, unsigned int count,
+                                  const char *path);
+
+/* If new/<name> is format 4: hard-link each referenced Maildir file into
+ * msg/<unique>.<n> (unique: the name's part after "<class>."), fsync msg/,
+ * write a format-3 manifest naming those links to tmp/<unique>
+ * (fdatasync) and rename it over new/<name>, fsync new/. A file not where
+ * its reference says is looked for under its new name (at most one
+ * listing of cur/ and new/ per manifest, ms_spool_lookup_find); references
+ * whose file is gone are left out and given to gone (may be NULL).
+ * Linking needs the files' owner (fs.protected_hardlinks): the learner runs
+ * as the virtual-mail user. *pinned_r and
+ * *count_r (both may be NULL) get the messages linked and referenced.
+ * Safe to repeat after a crash half-way: a link left by an earlier try of
+ * the same manifest is its own (the name is the manifest's) and is kept. */
+enum ms_spool_pin_result ms_spool_pin(const char *spool_dir, const char *name,
+                                      ms_spool_pin_gone_fn *gone, void *context,
+                                      unsigned int *pinned_r, unsigned int *count_r, char *err,
+                                      size_t errlen);
+
 const char *ms_spool_class_name(enum ms_class cls);
 int ms_spool_class_parse(const char *name, enum ms_class *cls_r);
 

@@ -1082,6 +1082,261 @@ START_TEST(test_refs_malformed)
 }
 END_TEST
 
+/* Pinning: a Maildir in "mail" (new/ and cur/), a format-4 file naming
+ * its files, ms_spool_pin(). */
+static const char *const pin_texts[] = {"Subject: one\n\nfirst\r\n", "Subject: two\n\n\0second",
+                                        "Subject: three\n\nthird\n", "Subject: four\n\n4\n",
+                                        "Subject: five\n\n5\n"};
+static const char *const pin_refs[] = {"new/1764340000.M1P9.mx,S=20,W=21", "new/1764340001.M2P9.mx",
+                                       "cur/1764340002.M3P9.mx:2,S", "new/1764340003.M4P9.mx",
+                                       "new/1764340004.M5P9.mx"};
+
+struct gone_calls {
+	unsigned int n, index, count;
+	char path[512];
+};
+
+static void
+gone_cb(void *context, unsigned int index, unsigned int count, const char *path)
+{
+	struct gone_calls *calls = context;
+
+	calls->n++;
+	calls->index = index;
+	calls->count = count;
+	snprintf(calls->path, sizeof(calls->path), "%s", path);
+}
+
+/* The Maildir files (pin_texts) and a format-4 file naming the first n;
+ * writes the new/ name to name. */
+static void
+pin_setup(size_t n, char *name, size_t size)
+{
+	struct ms_spool_writer *w;
+	char err[256], path[256];
+	size_t i;
+
+	snprintf(path, sizeof(path), "%s/new", mail);
+	ck_assert_int_eq(mkdir(path, 0700), 0);
+	snprintf(path, sizeof(path), "%s/cur", mail);
+	ck_assert_int_eq(mkdir(path, 0700), 0);
+	ck_assert_int_eq(
+	        ms_spool_refs_begin(spool, "u@x", MS_CLASS_SPAM, mail, &w, err, sizeof(err)), 0);
+	for (i = 0; i < n; i++) {
+		/* "\0second": the text up to the NUL, then the rest */
+		snprintf(path, sizeof(path), "%s/%s", mail, pin_refs[i]);
+		{
+			int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+			size_t len = strlen(pin_texts[i]);
+
+			ck_assert_int_ge(fd, 0);
+			ck_assert_int_eq(write(fd, pin_texts[i], len), (ssize_t)len);
+			close(fd);
+		}
+		ck_assert_int_eq(ms_spool_record_ref(w, pin_refs[i], err, sizeof(err)), 0);
+	}
+	ck_assert_msg(ms_spool_commit(&w, err, sizeof(err)) == 0, "%s", err);
+	only_name(name, size);
+}
+
+static void
+mail_unlink(const char *ref)
+{
+	char path[256];
+
+	snprintf(path, sizeof(path), "%s/%s", mail, ref);
+	ck_assert_int_eq(unlink(path), 0);
+}
+
+/* The only file in new/ is format 3 and carries exactly want[] (indexes
+ * into pin_texts), byte for byte, with the Maildir emptied. */
+static void
+expect_pinned(const size_t *want, size_t n)
+{
+	struct ms_spool_entry entry;
+	char err[256];
+	size_t i;
+
+	read_only_file(&entry, 1 << 20);
+	ck_assert_uint_eq(entry.version, 3);
+	ck_assert_uint_eq(entry.count, n);
+	for (i = 0; i < n; i++) {
+		ck_assert_msg(ms_spool_next(&entry, err, sizeof(err)) == 1, "%s", err);
+		ck_assert_str_ne(entry.link, "");
+		ck_assert_ptr_nonnull(entry.msg);
+		ck_assert_uint_eq(entry.size, strlen(pin_texts[want[i]]));
+		ck_assert(memcmp(entry.msg, pin_texts[want[i]], entry.size) == 0);
+	}
+	ck_assert_int_eq(ms_spool_next(&entry, err, sizeof(err)), 0);
+	ms_spool_entry_free(&entry);
+}
+
+/* Renamed files are found, expunged ones reported and left out; what is
+ * pinned outlives the Maildir. */
+START_TEST(test_pin)
+{
+	static const size_t want[] = {0, 1, 2, 3};
+	struct gone_calls calls = {0};
+	unsigned int pinned, count;
+	char err[256], name[256], from[256], to[256];
+	size_t i;
+
+	pin_setup(5, name, sizeof(name));
+	/* Dovecot: a flag set (new/ -> cur/<base>:2,S), one message expunged */
+	snprintf(from, sizeof(from), "%s/%s", mail, pin_refs[3]);
+	snprintf(to, sizeof(to), "%s/cur/%s:2,S", mail, pin_refs[3] + 4);
+	ck_assert_int_eq(rename(from, to), 0);
+	mail_unlink(pin_refs[4]);
+	/* a decoy: the same prefix, another base */
+	snprintf(to, sizeof(to), "%s/cur/%sX:2,S", mail, pin_refs[1] + 4);
+	ck_assert_int_eq(link(mail_file("decoy", "decoy"), to), 0);
+
+	ck_assert_int_eq(
+	        ms_spool_pin(spool, name, gone_cb, &calls, &pinned, &count, err, sizeof(err)),
+	        MS_SPOOL_PIN_DONE);
+	ck_assert_uint_eq(pinned, 4);
+	ck_assert_uint_eq(count, 5);
+	ck_assert_uint_eq(calls.n, 1);
+	ck_assert_uint_eq(calls.index, 5);
+	ck_assert_uint_eq(calls.count, 5);
+	snprintf(to, sizeof(to), "%s/%s", mail, pin_refs[4]);
+	ck_assert_str_eq(calls.path, to);
+	ck_assert_int_eq(ms_spool_peek_version(spool, name), 3);
+	ck_assert_uint_eq(count_dir("msg"), 4);
+	ck_assert_uint_eq(count_dir("tmp"), 0);
+	/* the user expunges everything: the pinned messages stay */
+	for (i = 0; i < 3; i++)
+		mail_unlink(pin_refs[i]);
+	expect_pinned(want, 4);
+	/* pinned links are kept as long as their manifest is in new/ */
+	ck_assert_int_eq(ms_spool_clean_links(spool, 0, err, sizeof(err)), 0);
+	/* format 3 now: nothing more to do */
+	ck_assert_int_eq(ms_spool_pin(spool, name, NULL, NULL, &pinned, NULL, err, sizeof(err)),
+	                 MS_SPOOL_PIN_NONE);
+	ck_assert_uint_eq(pinned, 0);
+}
+END_TEST
+
+/* A pin that died half-way (links made, the manifest still format 4) is
+ * done again from the start: the links it made are kept, even of a
+ * message expunged since. */
+START_TEST(test_pin_after_crash)
+{
+	static const size_t want[] = {0, 1, 2};
+	char err[256], name[256], src[256], dst[256];
+	unsigned int pinned;
+
+	pin_setup(3, name, sizeof(name));
+	snprintf(src, sizeof(src), "%s/%s", mail, pin_refs[0]);
+	snprintf(dst, sizeof(dst), "%s/msg/%s.0", spool, strchr(name, '.') + 1);
+	ck_assert_int_eq(link(src, dst), 0);
+	snprintf(src, sizeof(src), "%s/%s", mail, pin_refs[1]);
+	snprintf(dst, sizeof(dst), "%s/msg/%s.1", spool, strchr(name, '.') + 1);
+	ck_assert_int_eq(link(src, dst), 0);
+	/* and the manifest it was writing */
+	snprintf(dst, sizeof(dst), "%s/tmp/%s", spool, strchr(name, '.') + 1);
+	ck_assert_int_eq(link(mail_file("junk", "half a manifest"), dst), 0);
+	mail_unlink(pin_refs[0]);
+	ck_assert_int_eq(ms_spool_peek_version(spool, name), 4);
+
+	ck_assert_int_eq(ms_spool_pin(spool, name, NULL, NULL, &pinned, NULL, err, sizeof(err)),
+	                 MS_SPOOL_PIN_DONE);
+	ck_assert_uint_eq(pinned, 3);
+	ck_assert_uint_eq(count_dir("msg"), 3);
+	ck_assert_uint_eq(count_dir("tmp"), 0);
+	mail_unlink(pin_refs[1]);
+	mail_unlink(pin_refs[2]);
+	expect_pinned(want, 3);
+}
+END_TEST
+
+/* Not format 4, gone, all expunged, malformed. */
+START_TEST(test_pin_nothing_to_pin)
+{
+	struct gone_calls calls = {0};
+	unsigned int pinned = 9, count = 9;
+	char err[256], name[256];
+
+	ck_assert_int_eq(ms_spool_pin(spool, "spam.no-such-file", NULL, NULL, &pinned, &count, err,
+	                              sizeof(err)),
+	                 MS_SPOOL_PIN_NONE);
+	ck_assert_uint_eq(pinned + count, 0);
+	ck_assert_int_eq(ms_spool_submit(spool, "u", MS_CLASS_SPAM, "m", 1, err, sizeof(err)), 0);
+	only_name(name, sizeof(name));
+	ck_assert_int_eq(ms_spool_pin(spool, name, NULL, NULL, NULL, NULL, err, sizeof(err)),
+	                 MS_SPOOL_PIN_NONE);
+	ck_assert_int_eq(ms_spool_peek_version(spool, name), 1);
+	ck_assert_int_eq(ms_spool_remove(spool, name, err, sizeof(err)), 0);
+
+	/* every message expunged before the pin: nothing left to learn */
+	pin_setup(2, name, sizeof(name));
+	mail_unlink(pin_refs[0]);
+	mail_unlink(pin_refs[1]);
+	ck_assert_int_eq(
+	        ms_spool_pin(spool, name, gone_cb, &calls, &pinned, &count, err, sizeof(err)),
+	        MS_SPOOL_PIN_DONE);
+	ck_assert_uint_eq(pinned, 0);
+	ck_assert_uint_eq(count, 2);
+	ck_assert_uint_eq(calls.n, 2);
+	ck_assert_uint_eq(count_dir("new") + count_dir("msg") + count_dir("tmp"), 0);
+
+	/* a malformed reference: the file goes to bad/ whole, nothing linked */
+	write_new("spam.1.x", HDR4 "X-Mailsift-Batch: 2\n" M4 "\n=new/a\n=new/../x\n",
+	          sizeof(HDR4 "X-Mailsift-Batch: 2\n" M4 "\n=new/a\n=new/../x\n") - 1);
+	ck_assert_int_eq(ms_spool_pin(spool, "spam.1.x", NULL, NULL, NULL, NULL, err, sizeof(err)),
+	                 MS_SPOOL_PIN_BAD);
+	ck_assert_ptr_nonnull(strstr(err, "bad reference line"));
+	write_new("spam.2.x", HDR4 "X-Mailsift-Batch: 1\n\n=new/a\n",
+	          sizeof(HDR4 "X-Mailsift-Batch: 1\n\n=new/a\n") - 1);
+	ck_assert_int_eq(ms_spool_pin(spool, "spam.2.x", NULL, NULL, NULL, NULL, err, sizeof(err)),
+	                 MS_SPOOL_PIN_BAD);
+	ck_assert_ptr_nonnull(strstr(err, "lacks X-Mailsift-Maildir"));
+	ck_assert_uint_eq(count_dir("msg"), 0);
+}
+END_TEST
+
+/* No link possible (here: no msg/): the file stays format 4 and is read
+ * from the Maildir directly, renamed files found. */
+START_TEST(test_pin_unlinkable_reads_maildir)
+{
+	struct ms_spool_entry entry;
+	char err[256], name[256], from[256], to[256];
+	unsigned int pinned;
+	size_t i;
+
+	pin_setup(3, name, sizeof(name));
+	snprintf(from, sizeof(from), "%s/msg", spool);
+	ck_assert_int_eq(rmdir(from), 0);
+	snprintf(from, sizeof(from), "%s/%s", mail, pin_refs[0]);
+	snprintf(to, sizeof(to), "%s/cur/%s:2,ST", mail, pin_refs[0] + 4);
+	ck_assert_int_eq(rename(from, to), 0);
+	mail_unlink(pin_refs[1]);
+	ck_assert_int_eq(ms_spool_pin(spool, name, NULL, NULL, &pinned, NULL, err, sizeof(err)),
+	                 MS_SPOOL_PIN_UNLINKABLE);
+	ck_assert_uint_eq(pinned, 0);
+	ck_assert_int_eq(ms_spool_peek_version(spool, name), 4);
+	read_only_file(&entry, 1 << 20);
+	for (i = 0; i < 3; i++) {
+		ck_assert_msg(ms_spool_next(&entry, err, sizeof(err)) == 1, "%s", err);
+		ck_assert_str_eq(entry.ref, pin_refs[i]);
+		if (i == 1) {
+			ck_assert_ptr_null(entry.msg);
+			ck_assert_ptr_nonnull(strstr(entry.link_error, "gone"));
+			continue;
+		}
+		ck_assert_ptr_nonnull(entry.msg);
+		ck_assert_uint_eq(entry.size, strlen(pin_texts[i]));
+		ck_assert(memcmp(entry.msg, pin_texts[i], entry.size) == 0);
+	}
+	ck_assert_int_eq(ms_spool_next(&entry, err, sizeof(err)), 0);
+	/* the Maildir's files are Dovecot's: never removed by the learner */
+	ck_assert_int_eq(ms_spool_remove_links(spool, &entry, err, sizeof(err)), 0);
+	ms_spool_entry_free(&entry);
+	snprintf(from, sizeof(from), "%s/%s", mail, pin_refs[2]);
+	ck_assert_int_eq(access(to, F_OK) + access(from, F_OK), 0);
+}
+END_TEST
+
 static Suite *
 spool_suite(void)
 {
@@ -1121,6 +1376,10 @@ spool_suite(void)
 	tcase_add_test(tc, test_refs_write_read);
 	tcase_add_test(tc, test_refs_invalid_input);
 	tcase_add_test(tc, test_refs_malformed);
+	tcase_add_test(tc, test_pin);
+	tcase_add_test(tc, test_pin_after_crash);
+	tcase_add_test(tc, test_pin_nothing_to_pin);
+	tcase_add_test(tc, test_pin_unlinkable_reads_maildir);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -164,6 +164,7 @@ run_line(struct learnd *l, struct learnd_conn *c, const char *line)
 	switch (req.cmd) {
 	case MS_CONTROL_POKE:
 		l->spool_wanted = true;
+		l->pin_wanted = true;
 		/* a producer's poke closes at once: the reply is for humans */
 		(void)conn_reply(c, "OK\n");
 		return 0;

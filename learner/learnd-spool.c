@@ -40,6 +40,48 @@ spool_close(struct learnd *l)
 	l->file_name = NULL;
 }
 
+static void
+spool_gone(void *context, unsigned int index, unsigned int count, const char *path)
+{
+	ms_log_error("spool: %s: message %u of %u: %s: gone before it was pinned (expunged?): "
+	             "skipped",
+	             (const char *)context, index, count, path);
+}
+
+/* Pins new/<name> if it is format 4 (references to Maildir files): the
+ * messages are hard-linked into msg/ before anything else, so an expunge
+ * meanwhile loses none. Returns 1 to read the file, 0 to go on with the
+ * next, -1 to stop the pass. */
+static int
+spool_pin(struct learnd *l, const char *name)
+{
+	const char *spool_dir = l->cfg->spool_dir;
+	unsigned int pinned, count;
+	char err[512];
+
+	switch (ms_spool_pin(spool_dir, name, spool_gone, (void *)name, &pinned, &count, err,
+	                     sizeof(err))) {
+	case MS_SPOOL_PIN_NONE:
+		return 1;
+	case MS_SPOOL_PIN_DONE:
+		ms_log_info("spool: %s: pinned %u of %u messages", name, pinned, count);
+		return pinned > 0; /* else nothing left, the file is gone */
+	case MS_SPOOL_PIN_UNLINKABLE:
+		ms_log_error("spool: %s: cannot pin: %s: learning from the Maildir files directly",
+		             name, err);
+		return 1;
+	case MS_SPOOL_PIN_BAD:
+		ms_log_error("spool: %s: %s: moved to bad/", name, err);
+		if (ms_spool_reject(spool_dir, name, err, sizeof(err)) < 0)
+			ms_log_error("spool: %s", err);
+		return 0;
+	case MS_SPOOL_PIN_ERROR:
+		ms_log_error("spool: %s: %s: will retry", name, err);
+		return -1;
+	}
+	return -1;
+}
+
 /* Reads the next listed file into l->file. Returns 1 when one is open, 0
  * to go on with the next, -1 to stop this pass. */
 static int
@@ -47,7 +89,10 @@ spool_open_next(struct learnd *l)
 {
 	const char *spool_dir = l->cfg->spool_dir, *name = l->names[l->pos++];
 	char err[512];
+	int ret;
 
+	if ((ret = spool_pin(l, name)) <= 0)
+		return ret;
 	switch (ms_spool_read(spool_dir, name, l->max_file_size, &l->file, err, sizeof(err))) {
 	case MS_SPOOL_READ_OK:
 		l->file_name = name;
@@ -146,9 +191,10 @@ spool_learn_some(struct learnd *l, size_t max)
 		}
 		/* a linked file deleted by hand must not hold up the rest */
 		if (f->msg == NULL) {
-			ms_log_error("spool: %s: message %u of %u: " MS_SPOOL_LINK_DIR
-			             "/%s: %s: skipped",
-			             l->file_name, f->index, f->count, f->link,
+			ms_log_error("spool: %s: message %u of %u: %s%s%s: %s: skipped",
+			             l->file_name, f->index, f->count,
+			             f->ref[0] != '\0' ? f->maildir : MS_SPOOL_LINK_DIR, "/",
+			             f->ref[0] != '\0' ? f->ref : f->link,
 			             f->link_error != NULL ? f->link_error : "unreadable");
 			continue;
 		}
@@ -200,6 +246,9 @@ learnd_spool_batch(struct learnd *l)
 			return;
 		}
 		l->spool_wanted = l->nnames > 0;
+		/* nothing waits: nothing to pin either */
+		if (l->nnames == 0)
+			l->pin_wanted = false;
 	}
 	for (n = 0; n < LEARND_BATCH && ret >= 0 && !learnd_terminate; n += ret > 0 ? ret : 1) {
 		if (l->file_name == NULL) {
@@ -218,6 +267,25 @@ learnd_spool_batch(struct learnd *l)
 	l->backoff_ms = LEARND_BACKOFF_MIN_MS;
 	if (l->file_name == NULL && l->pos == l->nnames)
 		spool_forget(l);
+}
+
+void
+learnd_spool_pin_all(struct learnd *l)
+{
+	char err[512], **names;
+	size_t count, i;
+
+	l->pin_wanted = false;
+	if (ms_spool_list(l->cfg->spool_dir, &names, &count, err, sizeof(err)) < 0) {
+		ms_log_error("spool: %s", err);
+		return;
+	}
+	/* one look at each file's first line; format 4 is pinned */
+	for (i = 0; i < count && !learnd_terminate; i++) {
+		if (spool_pin(l, names[i]) < 0)
+			break;
+	}
+	ms_spool_names_free(names, count);
 }
 
 /* Producers that died leave tmp/ files behind. */

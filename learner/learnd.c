@@ -86,6 +86,8 @@ learnd_poll_timeout(const struct learnd *l)
 {
 	long long now = learnd_now_ms(), until = l->next_scan;
 
+	if (l->pin_wanted)
+		return 0;
 	if (l->spool_wanted)
 		until = l->retry_at;
 	if (until <= now)
@@ -127,6 +129,7 @@ learnd_run(struct learnd *l)
 	long long now;
 
 	l->spool_wanted = true; /* whatever waited while we were down */
+	l->pin_wanted = true;
 	l->backoff_ms = LEARND_BACKOFF_MIN_MS;
 	l->next_scan = learnd_now_ms() + LEARND_SCAN_SECS * 1000;
 	learnd_spool_clean(l);
@@ -135,12 +138,15 @@ learnd_run(struct learnd *l)
 		now = learnd_now_ms();
 		if (now >= l->next_scan) {
 			l->spool_wanted = true;
+			l->pin_wanted = true;
 			l->next_scan = now + LEARND_SCAN_SECS * 1000;
 			learnd_control_expire(l);
 			learnd_spool_clean(l);
 		}
 		if (l->spool_wanted && now >= l->retry_at && !learnd_terminate)
 			learnd_spool_batch(l);
+		else if (l->pin_wanted && !learnd_terminate)
+			learnd_spool_pin_all(l);
 	}
 	ms_log_info("terminating");
 }

@@ -27,7 +27,9 @@ struct learnd {
 	int listen_fd;
 	size_t max_file_size; /* spool file: message plus header */
 
-	bool spool_wanted;  /* a start, a poke or the timer asked for a pass */
+	bool spool_wanted; /* a start, a poke or the timer asked for a pass */
+	/* ... and for a pin pass (format 4) if learning is held back */
+	bool pin_wanted;
 	long long retry_at; /* msecs: no pass before (Redis backoff) */
 	unsigned int backoff_ms;
 	long long next_scan; /* msecs: the timer */
@@ -50,6 +52,9 @@ long long learnd_now_ms(void);
 /* learnd-spool.c: process up to LEARND_BATCH files of new/. */
 void learnd_spool_batch(struct learnd *l);
 void learnd_spool_clean(struct learnd *l);
+/* Pins every format-4 file of new/ (learning waits for Redis; pinning
+   must not). */
+void learnd_spool_pin_all(struct learnd *l);
 void learnd_spool_free(struct learnd *l);
 
 /* learnd-control.c: the learner socket. */

@@ -5,8 +5,10 @@ command line tool) and the learner socket agree."""
 import hashlib
 import os
 import re
+import shutil
 import signal
 import subprocess
+import time
 
 import harness
 
@@ -70,6 +72,86 @@ class LearndTest(harness.TestCase):
         log = self.env.learnd_log()
         self.assertIn("learn: user=%s class=spam" % USER, log)
         self.assertIn("learn: user=%s class=ham" % USER, log)
+
+    def vmail_dirs(self, top, *subs):
+        """top and its subs, made as the mail user's (as Dovecot would)."""
+        rel = os.path.relpath(top, self.env.mail_root).split(os.sep)
+        for i in range(len(rel)):
+            d = os.path.join(self.env.mail_root, *rel[:i + 1])
+            os.makedirs(d, 0o700, exist_ok=True)
+            os.chown(d, harness.VMAIL.pw_uid, harness.VMAIL.pw_gid)
+        for sub in subs:
+            os.makedirs(os.path.join(top, sub), 0o700, exist_ok=True)
+            os.chown(os.path.join(top, sub), harness.VMAIL.pw_uid, harness.VMAIL.pw_gid)
+
+    def write_refs(self, cls, maildir, refs):
+        """A format-4 spool file naming files of maildir, as the Dovecot
+        plugin writes one for a MOVE; returns its new/ name."""
+        now = time.time()
+        unique = "%010d.%06d.%d.0.e2e" % (int(now), int(now * 1e6) % 1000000, os.getpid())
+        text = ("X-Mailsift-Spool: 4\nX-Mailsift-User: %s\nX-Mailsift-Class: %s\n"
+                "X-Mailsift-Batch: %010d\nX-Mailsift-Maildir: %s\n\n" % (USER, cls, len(refs), maildir)
+                + "".join("=%s\n" % ref for ref in refs))
+        tmp = self.env.path("spool", "tmp", unique)
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.chown(tmp, harness.VMAIL.pw_uid, harness.VMAIL.pw_gid)
+        name = "%s.%s" % (cls, unique)
+        os.rename(tmp, self.env.path("spool", "new", name))
+        return name
+
+    def spool_version(self, name):
+        try:
+            with open(self.env.path("spool", "new", name), "rb") as f:
+                return f.readline().decode().strip()
+        except FileNotFoundError:
+            return None
+
+    def test_references_pinned_while_redis_down_learned_once(self):
+        """Format 4 (the plugin's references to Maildir files) is pinned
+        into msg/ while Redis is down, so the user's expunge before Redis is
+        back loses nothing: a file Dovecot renamed is found, one already gone
+        is skipped with a log line, every other message learned once."""
+        env = self.env
+        junk = env.maildir(USER, "Junk")
+        self.vmail_dirs(junk, "new", "cur", "tmp")
+        names = []
+        for i, src in enumerate(corpus("spam", 6)):
+            names.append("17643400%02d.M%dP4242.mx,S=%d" % (i, i, os.path.getsize(src)))
+            dst = os.path.join(junk, "new", names[-1])
+            shutil.copyfile(src, dst)
+            os.chown(dst, harness.VMAIL.pw_uid, harness.VMAIL.pw_gid)
+        env.start_learnd()
+        # an older file fails first and holds the learning pass: only a
+        # pin pass reaches the references
+        env.spool(USER, "ham", corpus("easy_ham", 1))
+        harness.wait_for(lambda: "will retry" in env.learnd_log(), what="a failed learn")
+        # before the learner looks: one message flagged (Dovecot renames it
+        # into cur/), one expunged
+        os.rename(os.path.join(junk, "new", names[3]),
+                  os.path.join(junk, "cur", names[3] + ":2,S"))
+        os.unlink(os.path.join(junk, "new", names[5]))
+        name = self.write_refs("spam", junk, ["new/" + n for n in names])
+        self.assertEqual(env.learner_request("POKE"), "OK")
+        harness.wait_for(lambda: self.spool_version(name) == "X-Mailsift-Spool: 3",
+                         what="the references pinned")
+        self.assertEqual(len(env.spool_files("msg")), 5)
+        # the user expunges them all while Redis is still down
+        for sub in ("new", "cur"):
+            for n in os.listdir(os.path.join(junk, sub)):
+                os.unlink(os.path.join(junk, sub, n))
+        env.start_redis()
+        self.wait_spool_empty()
+        self.assertEqual(self.learned(), (5, 1))
+        self.assertEqual(env.spool_files("bad"), [])
+        self.assertEqual(env.spool_files("msg"), [])
+        log = env.learnd_log()
+        self.assertIn("spool: %s: pinned 5 of 6 messages" % name, log)
+        self.assertIn("spool: %s: message 6 of 6: %s/new/%s: gone before it was pinned "
+                      "(expunged?): skipped" % (name, junk, names[5]), log)
+        self.assertEqual(len(re.findall(r"class=spam size=\d+ result=learned", log)), 5)
+        self.assertNotIn("already learned", log)
+        self.assertIsNone(env.learnd.poll())
 
     def test_kill9_mid_batch_then_restart_exactly_once(self):
         proc = self.start_learning_200()

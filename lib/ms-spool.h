@@ -6,7 +6,9 @@
  * new/<class>.<unique>; mailsift-learnd reads new/, learns and deletes.
  * A file carries one message (format 1) or a batch of them (format 2: the
  * plugin writes one per IMAP MOVE/COPY, so a move of 1,000 messages creates
- * one file, not 1,000).
+ * one file, not 1,000), some of them hard links in msg/ (format 3), or
+ * references to the files of a Maildir (format 4) that the learner pins
+ * into msg/ (ms_spool_pin) before it learns them.
  * Plain POSIX on purpose: this file is linked into a Dovecot plugin (-fPIC)
  * and a small pipe helper as well as the learner. */
 

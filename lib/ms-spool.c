@@ -649,11 +649,10 @@ ms_spool_submit(const char *spool_dir, const char *user, enum ms_class cls, cons
 }
 
 int
-ms_spool_poke(const char *learner_socket)
+ms_spool_learner_connect(const char *learner_socket)
 {
-	static const char line[] = "POKE\n";
 	struct sockaddr_un sun;
-	int fd, ret = -1;
+	int fd;
 
 	memset(&sun, 0, sizeof(sun));
 	sun.sun_family = AF_UNIX;
@@ -662,11 +661,31 @@ ms_spool_poke(const char *learner_socket)
 	strcpy(sun.sun_path, learner_socket);
 	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0)
 		return -1;
-	/* A full backlog gives EAGAIN at once: the timer will find the file. */
-	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0 &&
-	    send(fd, line, sizeof(line) - 1, MSG_DONTWAIT | MSG_NOSIGNAL) ==
-	            (ssize_t)(sizeof(line) - 1))
+	/* A full backlog gives EAGAIN at once: counted as no learner. */
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+		(void)close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+int
+ms_spool_poke_fd(int fd)
+{
+	static const char line[] = "POKE\n";
+	int ret = -1;
+
+	if (send(fd, line, sizeof(line) - 1, MSG_DONTWAIT | MSG_NOSIGNAL) ==
+	    (ssize_t)(sizeof(line) - 1))
 		ret = 0;
 	(void)close(fd);
 	return ret;
+}
+
+int
+ms_spool_poke(const char *learner_socket)
+{
+	int fd = ms_spool_learner_connect(learner_socket);
+
+	return fd < 0 ? -1 : ms_spool_poke_fd(fd);
 }

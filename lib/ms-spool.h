@@ -119,6 +119,11 @@ int ms_spool_submit(const char *spool_dir, const char *user, enum ms_class cls, 
  * waits. Returns 0 if the line was sent, -1 otherwise (the learner's timer
  * picks the file up anyway). */
 int ms_spool_poke(const char *learner_socket);
+/* The two halves of ms_spool_poke(), for a producer that must know first
+ * whether a learner listens: a connected socket, or -1 (no learner, or
+ * its backlog is full); then send the poke on it, which closes it. */
+int ms_spool_learner_connect(const char *learner_socket);
+int ms_spool_poke_fd(int fd);
 
 /* ---- the consumer ---- */
 

@@ -76,7 +76,7 @@ transaction_batch(struct mailbox_transaction_context *t)
 	/* Created on the first training event: most transactions have none. */
 	if (mt == NULL) {
 		mt = i_new(struct mailsift_transaction, 1);
-		mt->batch = mailsift_batch_create(MAILSIFT_USER_CONTEXT(user), user->username);
+		mt->batch = mailsift_batch_create(MAILSIFT_USER_CONTEXT(user), t->box);
 		MODULE_CONTEXT_SET(t, mailsift_storage_module, mt);
 	}
 	return mt->batch;
@@ -160,7 +160,7 @@ mailsift_transaction_commit(struct mailbox_transaction_context *t,
 		return -1;
 	}
 	if (batch != NULL)
-		mailsift_batch_publish(&batch);
+		mailsift_batch_publish(&batch, changes_r);
 	return 0;
 }
 

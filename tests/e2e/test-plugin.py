@@ -75,6 +75,78 @@ class PluginTest(LearnerRouteTests, RouteTests, harness.TestCase):
         self.assertEqual(self.env.learner_request("STATS").split()[:3],
                          ["OK", "learned_spam=50", "learned_ham=0"])
 
+    def listening_socket(self, backlog=16):
+        """A learner socket that listens and never reads: to the plugin a
+        learner is up (it names the files, format 4), but nothing pins them."""
+        listener = socket.socket(socket.AF_UNIX)
+        listener.bind(self.env.path("learner.sock"))
+        listener.listen(backlog)
+        self.addCleanup(listener.close)
+        os.chmod(self.env.path("learner.sock"), 0o777)  # imap runs as vmail
+        return listener
+
+    def test_learner_up_gets_references_and_learns_renamed_files(self):
+        listener = self.listening_socket()
+        self.start()
+        imap = self.client()
+        msgs = learnable(50)
+        uids = self.inbox_with(imap, msgs)
+        imap.ok(imap.uid("MOVE", uidset(uids), "Junk"))
+        # one manifest naming the 50 files Dovecot's MOVE made in Junk:
+        # nothing linked or copied during the command
+        names = self.env.spool_files("new")
+        self.assertEqual(len(names), 1, names)
+        with open(self.env.path("spool", "new", names[0]), "rb") as f:
+            head, _, body = f.read().partition(b"\n\n")
+        self.assertTrue(head.startswith(b"X-Mailsift-Spool: 4\n"), head)
+        fields = dict(line.split(": ", 1) for line in head.decode().split("\n")[1:])
+        self.assertEqual(fields["X-Mailsift-Maildir"],
+                         os.path.join(self.env.mail_root, USER.split("@")[1], USER.split("@")[0],
+                                      ".Junk"))
+        refs = body.decode().split("\n")
+        self.assertEqual(refs[-1], "")
+        self.assertEqual([r[:5] for r in refs[:-1]], ["=new/"] * 50)
+        self.assertEqual(self.env.spool_files("msg"), [])
+        self.assertEqual([lf(m) for _, _, m in spool_events(self.env)], msgs)
+        # reading Junk moves the files to cur/ with flags: a learner that
+        # starts now still finds each one, and counts it once
+        imap.select("Junk")
+        imap.ok(imap.conn.uid("STORE", "1:*", "+FLAGS", "(\\Seen)"))
+        imap.close()
+        listener.close()
+        os.unlink(self.env.path("learner.sock"))
+        self.start_learner()
+        self.wait_learned()
+        self.assertEqual(self.counts(), (50, 0))
+        self.assertEqual(self.env.spool_files("msg"), [])
+
+    def test_learner_pins_files_while_redis_is_down(self):
+        # The learner links the named files into msg/ at once, without
+        # Redis: a message the user expunges before Redis is back is
+        # still learned, once.
+        self.start()
+        self.env.start_learnd()
+        imap = self.client()
+        msgs = learnable(3)
+        uids = self.inbox_with(imap, msgs)
+        imap.ok(imap.uid("MOVE", uidset(uids), "Junk"))
+
+        def pinned():
+            names = self.env.spool_files("new")
+            if len(names) != 1 or len(self.env.spool_files("msg")) != 3:
+                return False
+            with open(self.env.path("spool", "new", names[0]), "rb") as f:
+                return f.read(20) == b"X-Mailsift-Spool: 3\n"
+        harness.wait_for(pinned, 30, "the learner to pin the moved files")
+        imap.select("Junk")
+        imap.ok(imap.conn.uid("STORE", "1:*", "+FLAGS", "(\\Deleted)"))
+        imap.ok(imap.conn.expunge())
+        self.assertEqual(imap.uids("Junk"), [])
+        self.env.start_redis()
+        self.wait_learned()
+        self.assertEqual(self.counts(), (3, 0))
+        self.assertEqual(self.env.learnd_log().count("result=learned"), 3)
+
     def test_learner_linked_file_deleted_by_hand_is_skipped(self):
         self.start()
         imap = self.client()
@@ -164,10 +236,7 @@ class PluginTest(LearnerRouteTests, RouteTests, harness.TestCase):
     def test_hung_learner_does_not_block_moves(self):
         # A learner socket that is listening but never accepts: the poke
         # must not wait (the client's timeout turns a hang into a failure).
-        listener = socket.socket(socket.AF_UNIX)
-        listener.bind(self.env.path("learner.sock"))
-        listener.listen(0)
-        self.addCleanup(listener.close)
+        self.listening_socket(backlog=0)
         self.start()
         imap = self.client()
         imap.conn.sock.settimeout(60)

@@ -7,6 +7,8 @@
 #include "ms-spool.h"
 
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 static const char *
 result_name(enum ms_learn_result result)
@@ -269,23 +271,50 @@ learnd_spool_batch(struct learnd *l)
 		spool_forget(l);
 }
 
+static int
+name_strcmp(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* An earlier pin pass looked at name: not format 4, or pinned (a name is
+ * never reused). */
+static bool
+pin_seen(const struct learnd *l, const char *name)
+{
+	return l->npin_seen > 0 &&
+	       bsearch(&name, l->pin_seen, l->npin_seen, sizeof(*l->pin_seen), name_strcmp) != NULL;
+}
+
 void
 learnd_spool_pin_all(struct learnd *l)
 {
 	char err[512], **names;
-	size_t count, i;
+	size_t count, i, kept = 0;
+	bool stop = false;
 
 	l->pin_wanted = false;
 	if (ms_spool_list(l->cfg->spool_dir, &names, &count, err, sizeof(err)) < 0) {
 		ms_log_error("spool: %s", err);
 		return;
 	}
-	/* one look at each file's first line; format 4 is pinned */
-	for (i = 0; i < count && !learnd_terminate; i++) {
-		if (spool_pin(l, names[i]) < 0)
-			break;
+	/* one look at the first line of each file not seen yet; format 4 is
+	   pinned. Kept: the names that need no other look. */
+	for (i = 0; i < count; i++) {
+		if (!pin_seen(l, names[i])) {
+			stop = stop || learnd_terminate;
+			if (stop || (stop = spool_pin(l, names[i]) < 0)) {
+				free(names[i]);
+				continue;
+			}
+		}
+		names[kept++] = names[i];
 	}
-	ms_spool_names_free(names, count);
+	ms_spool_names_free(l->pin_seen, l->npin_seen);
+	if (kept > 0)
+		qsort(names, kept, sizeof(*names), name_strcmp);
+	l->pin_seen = names;
+	l->npin_seen = kept;
 }
 
 /* Producers that died leave tmp/ files behind. */
@@ -312,4 +341,7 @@ void
 learnd_spool_free(struct learnd *l)
 {
 	spool_forget(l);
+	ms_spool_names_free(l->pin_seen, l->npin_seen);
+	l->pin_seen = NULL;
+	l->npin_seen = 0;
 }

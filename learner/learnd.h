@@ -30,6 +30,11 @@ struct learnd {
 	bool spool_wanted; /* a start, a poke or the timer asked for a pass */
 	/* ... and for a pin pass (format 4) if learning is held back */
 	bool pin_wanted;
+	/* The names of new/ the last pin pass looked at and need no more
+	   (strcmp order): with Redis down the files pile up, and each poke
+	   must not open them all again. */
+	char **pin_seen;
+	size_t npin_seen;
 	long long retry_at; /* msecs: no pass before (Redis backoff) */
 	unsigned int backoff_ms;
 	long long next_scan; /* msecs: the timer */

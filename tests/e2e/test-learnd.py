@@ -153,6 +153,36 @@ class LearndTest(harness.TestCase):
         self.assertNotIn("already learned", log)
         self.assertIsNone(env.learnd.poll())
 
+    def test_references_without_links_read_from_the_maildir(self):
+        """Where no link can be made (here: no msg/), a format-4 file stays
+        as it is and its messages are read from the Maildir, a renamed one
+        under its new name."""
+        env = self.env
+        junk = env.maildir(USER, "Junk")
+        self.vmail_dirs(junk, "new", "cur", "tmp")
+        names = []
+        for i, src in enumerate(corpus("spam", 3)):
+            names.append("17643401%02d.M%dP4242.mx,S=%d" % (i, i, os.path.getsize(src)))
+            dst = os.path.join(junk, "new", names[-1])
+            shutil.copyfile(src, dst)
+            os.chown(dst, harness.VMAIL.pw_uid, harness.VMAIL.pw_gid)
+        env.start_redis()
+        env.start_learnd()
+        os.rmdir(env.path("spool", "msg"))
+        os.rename(os.path.join(junk, "new", names[1]),
+                  os.path.join(junk, "cur", names[1] + ":2,S"))
+        name = self.write_refs("spam", junk, ["new/" + n for n in names])
+        self.assertEqual(env.learner_request("POKE"), "OK")
+        self.wait_spool_empty()
+        self.assertEqual(self.learned(), (3, 0))
+        self.assertEqual(env.spool_files("bad"), [])
+        log = env.learnd_log()
+        self.assertRegex(log, r"spool: %s: cannot pin: .*msg.*: learning from the Maildir "
+                              r"files directly" % re.escape(name))
+        # Dovecot's files are Dovecot's
+        self.assertEqual(len(os.listdir(os.path.join(junk, "new"))) +
+                         len(os.listdir(os.path.join(junk, "cur"))), 3)
+
     def test_kill9_mid_batch_then_restart_exactly_once(self):
         proc = self.start_learning_200()
         proc.kill()

@@ -43,24 +43,29 @@ class PluginTest(LearnerRouteTests, RouteTests, harness.TestCase):
         imap.ok(imap.uid("MOVE", str(uids[0]), "Junk"))
         self.assertEqual(classes(self.env), [("spam", USER)])
 
-    def test_learner_uid_move_of_fifty_is_one_batch_learned_once(self):
-        self.start()
+    def move_into_junk(self, msgs):
+        """One UID MOVE of msgs from INBOX into Junk; (the session, the name
+        and the bytes of the one spool file it must have made)."""
         imap = self.client()
-        msgs = learnable(50)
         uids = self.inbox_with(imap, msgs)
         imap.ok(imap.uid("MOVE", uidset(uids), "Junk"))
-        # one manifest for the whole MOVE, its records in the order moved,
-        # each a hard link to the Maildir file (format 3), no bytes copied
         names = self.env.spool_files("new")
         self.assertEqual(len(names), 1, names)
         with open(self.env.path("spool", "new", names[0]), "rb") as f:
-            data = f.read()
+            return imap, names[0], f.read()
+
+    def test_learner_uid_move_of_fifty_is_one_batch_learned_once(self):
+        self.start()
+        msgs = learnable(50)
+        # one manifest for the whole MOVE, its records in the order moved,
+        # each a hard link to the Maildir file (format 3), no bytes copied
+        _, name, data = self.move_into_junk(msgs)
         self.assertTrue(data.startswith(b"X-Mailsift-Spool: 3\n"), data[:100])
         lines = data.partition(b"\n\n")[2].split(b"\n")
         self.assertEqual(lines[-1], b"")
         self.assertEqual([line[:1] for line in lines[:-1]], [b"@"] * 50)
         self.assertEqual(len(self.env.spool_files("msg")), 50)
-        cls, user, records = parse_spool_file(names[0], data, self.env.path("spool", "msg"))
+        cls, user, records = parse_spool_file(name, data, self.env.path("spool", "msg"))
         self.assertEqual((cls, user), ("spam", USER))
         self.assertEqual([lf(m) for m in records], msgs)
         self.assertEqual(self.env.spool_files("tmp"), [])
@@ -88,16 +93,11 @@ class PluginTest(LearnerRouteTests, RouteTests, harness.TestCase):
     def test_learner_up_gets_references_and_learns_renamed_files(self):
         listener = self.listening_socket()
         self.start()
-        imap = self.client()
         msgs = learnable(50)
-        uids = self.inbox_with(imap, msgs)
-        imap.ok(imap.uid("MOVE", uidset(uids), "Junk"))
         # one manifest naming the 50 files Dovecot's MOVE made in Junk:
         # nothing linked or copied during the command
-        names = self.env.spool_files("new")
-        self.assertEqual(len(names), 1, names)
-        with open(self.env.path("spool", "new", names[0]), "rb") as f:
-            head, _, body = f.read().partition(b"\n\n")
+        imap, _, data = self.move_into_junk(msgs)
+        head, _, body = data.partition(b"\n\n")
         self.assertTrue(head.startswith(b"X-Mailsift-Spool: 4\n"), head)
         fields = dict(line.split(": ", 1) for line in head.decode().split("\n")[1:])
         self.assertEqual(fields["X-Mailsift-Maildir"],

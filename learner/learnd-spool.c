@@ -301,6 +301,11 @@ learnd_spool_pin_all(struct learnd *l)
 	/* one look at the first line of each file not seen yet; format 4 is
 	   pinned. Kept: the names that need no other look. */
 	for (i = 0; i < count; i++) {
+		/* the learning pass pinned the file it holds open already */
+		if (l->file_name != NULL && strcmp(names[i], l->file_name) == 0) {
+			free(names[i]);
+			continue;
+		}
 		if (!pin_seen(l, names[i])) {
 			stop = stop || learnd_terminate;
 			if (stop || (stop = spool_pin(l, names[i]) < 0)) {

@@ -143,10 +143,12 @@ learnd_run(struct learnd *l)
 			learnd_control_expire(l);
 			learnd_spool_clean(l);
 		}
+		/* Pinning waits neither for Redis nor for a backlog to be
+		   learned: an expunge meanwhile would lose the messages. */
+		if (l->pin_wanted && !learnd_terminate)
+			learnd_spool_pin_all(l);
 		if (l->spool_wanted && now >= l->retry_at && !learnd_terminate)
 			learnd_spool_batch(l);
-		else if (l->pin_wanted && !learnd_terminate)
-			learnd_spool_pin_all(l);
 	}
 	ms_log_info("terminating");
 }

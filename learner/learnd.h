@@ -28,7 +28,7 @@ struct learnd {
 	size_t max_file_size; /* spool file: message plus header */
 
 	bool spool_wanted; /* a start, a poke or the timer asked for a pass */
-	/* ... and for a pin pass (format 4) if learning is held back */
+	/* ... and for a pin pass (format 4), which runs first */
 	bool pin_wanted;
 	/* The names of new/ the last pin pass looked at and need no more
 	   (strcmp order): with Redis down the files pile up, and each poke
@@ -57,8 +57,8 @@ long long learnd_now_ms(void);
 /* learnd-spool.c: process up to LEARND_BATCH files of new/. */
 void learnd_spool_batch(struct learnd *l);
 void learnd_spool_clean(struct learnd *l);
-/* Pins every format-4 file of new/ (learning waits for Redis; pinning
-   must not). */
+/* Pins every format-4 file of new/ (learning waits for Redis and works
+   through the files in order; pinning must not wait). */
 void learnd_spool_pin_all(struct learnd *l);
 void learnd_spool_free(struct learnd *l);
 

@@ -161,20 +161,7 @@ check_records(struct pin *p, char *err, size_t errlen)
 static enum ms_spool_pin_result
 errno_pin_result(int error)
 {
-	switch (error) {
-	case EMFILE:
-	case ENFILE:
-	case ENOMEM:
-	case ENOBUFS:
-	case EIO:
-	case EINTR:
-	case EAGAIN:
-	case ENOSPC:
-	case EDQUOT:
-		return MS_SPOOL_PIN_ERROR;
-	default:
-		return MS_SPOOL_PIN_UNLINKABLE;
-	}
+	return ms_spool_errno_transient(error) ? MS_SPOOL_PIN_ERROR : MS_SPOOL_PIN_UNLINKABLE;
 }
 
 /* Writes the format-3 manifest to tmp/<unique> and renames it over
@@ -280,7 +267,7 @@ static enum ms_spool_pin_result
 pin_file(struct pin *p, ms_spool_pin_gone_fn *gone, void *context, char *err, size_t errlen)
 {
 	char path[PATH_MAX];
-	int ret;
+	int ret, error;
 
 	switch (ms_spool_read(p->spool_dir, p->name, MS_SPOOL_BATCH_MAX, &p->entry, err, errlen)) {
 	case MS_SPOOL_READ_OK:
@@ -300,8 +287,9 @@ pin_file(struct pin *p, ms_spool_pin_gone_fn *gone, void *context, char *err, si
 		return MS_SPOOL_PIN_BAD;
 	snprintf(path, sizeof(path), "%s/" MS_SPOOL_LINK_DIR, p->spool_dir);
 	if ((p->msg_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
-		ms_error(err, errlen, "open(%s): %s", path, strerror(errno));
-		return errno_pin_result(errno);
+		error = errno;
+		ms_error(err, errlen, "open(%s): %s", path, strerror(error));
+		return errno_pin_result(error);
 	}
 	if (start_manifest(p) < 0)
 		return ms_error(err, errlen, "out of memory");

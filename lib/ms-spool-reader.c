@@ -497,12 +497,10 @@ next_ref(struct ms_spool_entry *entry, char *err, size_t errlen)
 	return 0;
 }
 
-static enum ms_spool_read_result
-errno_result(int error)
+bool
+ms_spool_errno_transient(int error)
 {
 	switch (error) {
-	case ENOENT:
-		return MS_SPOOL_READ_GONE;
 	case EMFILE:
 	case ENFILE:
 	case ENOMEM:
@@ -510,10 +508,21 @@ errno_result(int error)
 	case EIO:
 	case EINTR:
 	case EAGAIN:
-		return MS_SPOOL_READ_ERROR;
-	default: /* EACCES, ELOOP (a symlink), ...: this file will not get better */
-		return MS_SPOOL_READ_BAD;
+	case ENOSPC:
+	case EDQUOT:
+		return true;
+	default:
+		return false;
 	}
+}
+
+static enum ms_spool_read_result
+errno_result(int error)
+{
+	if (error == ENOENT)
+		return MS_SPOOL_READ_GONE;
+	/* else EACCES, ELOOP (a symlink), ...: this file will not get better */
+	return ms_spool_errno_transient(error) ? MS_SPOOL_READ_ERROR : MS_SPOOL_READ_BAD;
 }
 
 static int

@@ -172,6 +172,10 @@ struct ms_spool_entry {
 	char link_why[128];
 };
 
+/* The system is in trouble (file descriptors, memory, I/O, a full disk):
+ * the same call may work later, unlike one on a file that is wrong. */
+bool ms_spool_errno_transient(int error);
+
 enum ms_spool_read_result {
 	MS_SPOOL_READ_OK,
 	MS_SPOOL_READ_GONE,  /* someone else took it: skip */

@@ -54,6 +54,9 @@ tok_push(struct tok_ctx *ctx, uint64_t hash, const char *text, size_t len)
 {
 	struct ms_tokens *tokens = ctx->tokens;
 
+	hash &= ~MS_TOKEN_HEADER_BIT;
+	if (ctx->in_header)
+		hash |= MS_TOKEN_HEADER_BIT;
 	if (tokens->count == tokens->capacity && tokens_grow(tokens) < 0) {
 		ctx->failed = true;
 		return;
@@ -282,12 +285,18 @@ piece_cb(const struct ms_piece *piece, void *context)
 
 	switch (piece->type) {
 	case MS_PIECE_HEADER:
-		if (piece->part == 0)
+		if (piece->part == 0) {
+			ctx->in_header = true;
 			tok_header(ctx, piece);
+			ctx->in_header = false;
+		}
 		break;
 	case MS_PIECE_ADDRESS:
-		if (piece->part == 0)
+		if (piece->part == 0) {
+			ctx->in_header = true;
 			tok_address(ctx, piece);
+			ctx->in_header = false;
+		}
 		break;
 	case MS_PIECE_TEXT:
 		body_text(ctx, piece->text, piece->text_len, piece->continued);
@@ -325,7 +334,9 @@ finish(struct tok_ctx *ctx)
 	char buf[32];
 	int len;
 
+	ctx->in_header = true;
 	tok_header_finish(ctx);
+	ctx->in_header = false;
 	len = snprintf(buf, sizeof(buf), "meta:words:%u", tok_log2_bucket(ctx->body_words));
 	tok_add(ctx, "", buf, (size_t)len);
 	len = snprintf(buf, sizeof(buf), "meta:urls:%u", tok_log2_bucket(ctx->urls));

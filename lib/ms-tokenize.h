@@ -32,12 +32,25 @@ ms_token_is_pair(uint64_t hash)
 	return (hash & MS_TOKEN_PAIR_BIT) != 0;
 }
 
+/* The next bit says whether a token was made from the message's header
+ * (set: Subject words and pairs, addresses, Received hosts, hdr:...) or from
+ * its body and form (clear): the classifier scores the two apart
+ * (doc/classifier.md). Like the pair bit it moves no token to another slot. */
+#define MS_TOKEN_HEADER_BIT 2ULL
+
+static inline int
+ms_token_is_header(uint64_t hash)
+{
+	return (hash & MS_TOKEN_HEADER_BIT) != 0;
+}
+
 /* The same, and calls cb with the text of every token as it is made (so
  * duplicates too), for tests and for looking at what the filter sees.
  * A token's hash is ms_hash64(text, len, 0) (ms-hash.h) with the pair bit
  * cleared, except sparse word pairs, whose text is
  * "osb<distance>:<first> <second>" and whose hash is ms_hash_pair() of the
- * two words' ms_hash64() with the pair bit set. */
+ * two words' ms_hash64() with the pair bit set; then the header bit is set
+ * for a token of the header, cleared for every other. */
 typedef void ms_token_text_cb(const char *text, size_t len, uint64_t hash, void *context);
 int ms_tokenize_message_debug(const unsigned char *msg, size_t size, struct ms_tokens *tokens,
                               ms_token_text_cb *cb, void *context);

@@ -13,6 +13,7 @@ struct texts {
 	char **items;
 	size_t count;
 	bool hashes_ok; /* every hash matched its text */
+	bool *header;   /* items[i] was made with the header bit */
 };
 
 static void
@@ -23,8 +24,11 @@ text_cb(const char *text, size_t len, uint64_t hash, void *context)
 	size_t i;
 
 	ck_assert_ptr_nonnull(copy);
+	/* the low bits say pair and header; the rest is the text's hash */
 	if (strncmp(copy, "osb", 3) != 0 &&
-	    ((ms_hash64(text, len, 0) & ~MS_TOKEN_PAIR_BIT) != hash || ms_token_is_pair(hash)))
+	    ((ms_hash64(text, len, 0) & ~(MS_TOKEN_PAIR_BIT | MS_TOKEN_HEADER_BIT)) !=
+	             (hash & ~MS_TOKEN_HEADER_BIT) ||
+	     ms_token_is_pair(hash)))
 		t->hashes_ok = false;
 	if (strncmp(copy, "osb", 3) == 0 && !ms_token_is_pair(hash))
 		t->hashes_ok = false;
@@ -35,7 +39,10 @@ text_cb(const char *text, size_t len, uint64_t hash, void *context)
 		}
 	}
 	t->items = realloc(t->items, (t->count + 1) * sizeof(*t->items));
+	t->header = realloc(t->header, (t->count + 1) * sizeof(*t->header));
 	ck_assert_ptr_nonnull(t->items);
+	ck_assert_ptr_nonnull(t->header);
+	t->header[t->count] = ms_token_is_header(hash);
 	t->items[t->count++] = copy;
 }
 
@@ -45,15 +52,36 @@ cmp_str(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+struct text_bit {
+	char *text;
+	bool header;
+};
+
+static int
+cmp_text_bit(const void *a, const void *b)
+{
+	return strcmp(((const struct text_bit *)a)->text, ((const struct text_bit *)b)->text);
+}
+
+/* the texts sorted, each keeping its header bit */
 static struct texts
 tokenize(const char *msg, size_t size, struct ms_tokens *tokens)
 {
-	struct texts t = {NULL, 0, true};
+	struct texts t = {NULL, 0, true, NULL};
+	struct text_bit *v;
+	size_t i;
 
 	ck_assert_int_eq(
 	        ms_tokenize_message_debug((const unsigned char *)msg, size, tokens, text_cb, &t),
 	        0);
-	qsort(t.items, t.count, sizeof(*t.items), cmp_str);
+	v = calloc(t.count + 1, sizeof(*v));
+	ck_assert_ptr_nonnull(v);
+	for (i = 0; i < t.count; i++)
+		v[i] = (struct text_bit){t.items[i], t.header[i]};
+	qsort(v, t.count, sizeof(*v), cmp_text_bit);
+	for (i = 0; i < t.count; i++)
+		t.items[i] = v[i].text, t.header[i] = v[i].header;
+	free(v);
 	return t;
 }
 
@@ -71,6 +99,7 @@ texts_free(struct texts *t)
 	for (i = 0; i < t->count; i++)
 		free(t->items[i]);
 	free(t->items);
+	free(t->header);
 }
 
 #define expect_token(t, tok)    ck_assert_msg(has(&(t), tok), "token \"%s\" missing", tok)
@@ -200,6 +229,18 @@ START_TEST(test_exact_tokens)
 	/* each distinct text is one distinct hash */
 	ck_assert_uint_eq(tokens.count, n);
 	ck_assert(t.hashes_ok);
+	/* the header bit: set on the tokens of From, To, Subject (its pair
+	 * too) and the header's fields, clear on the body's words and the
+	 * form (meta:) */
+	for (i = 0; i < t.count; i++) {
+		bool header = strncmp(t.items[i], "from:", 5) == 0 ||
+		              strncmp(t.items[i], "to:", 3) == 0 ||
+		              strncmp(t.items[i], "hdr:", 4) == 0 ||
+		              strncmp(t.items[i], "subj:", 5) == 0 ||
+		              strncmp(t.items[i], "osb1:subj:", 10) == 0;
+
+		ck_assert_msg(t.header[i] == header, "%s: header bit %d", t.items[i], t.header[i]);
+	}
 	texts_free(&t);
 	ms_tokens_free(&tokens);
 }

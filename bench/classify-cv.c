@@ -15,7 +15,9 @@
  * usage: classify-cv CORPUS [EVERY]  (the spamassassin/ folder; EVERY > 1
  * keeps only every EVERY-th training message, to see a smaller site)
  * environment: MS_TUNE_NO_GRID=1 skips the grid; MS_TUNE_SHOW=N names the N
- * highest-scoring ham and lowest-scoring spam of each partition. */
+ * highest-scoring ham and lowest-scoring spam of each partition;
+ * MS_TUNE_HEADER_APART=0 measures (grid included) one combination of header
+ * and body tokens instead of the default two. */
 #include "ms-classify.h"
 #include "ms-tokenize.h"
 
@@ -61,6 +63,9 @@ struct metrics {
 };
 
 static struct ms_token_counts table[(size_t)1 << TABLE_BITS];
+/* the defaults, or with MS_TUNE_HEADER_APART=0 one combination of all
+ * tokens, the classifier before header and body were scored apart */
+static struct ms_classify_params tuned;
 
 static void
 die(const char *what)
@@ -333,7 +338,7 @@ grid(struct partition *parts, size_t nparts)
 	static const double gs[] = {0.1, 0.3, 0.5, 1.0}, gx[] = {0.5, 0.55},
 	                    gdev[] = {0.375, 0.4, 0.42, 0.44, 0.46}, gk[] = {4, 8, 16, 32},
 	                    gpw[] = {1.0, 0.5, 0.25, 0.125};
-	struct ms_classify_params p, best = ms_classify_defaults;
+	struct ms_classify_params p, best = tuned;
 	double best_pauc = 1e9;
 	size_t a, b, c, e, w, i;
 
@@ -347,8 +352,10 @@ grid(struct partition *parts, size_t nparts)
 						struct metrics m;
 						double pauc = 0.0;
 
-						p = (struct ms_classify_params){
-						        gs[a], gx[b], gdev[c], 0, gk[e], gpw[w]};
+						p = tuned;
+						p.s = gs[a], p.x = gx[b], p.min_dev = gdev[c];
+						p.max_tokens = 0, p.tokens_per_dof = gk[e];
+						p.pair_weight = gpw[w];
 						printf("%g %g %g %u %g %g |", p.s, p.x, p.min_dev,
 						       p.max_tokens, p.tokens_per_dof,
 						       p.pair_weight);
@@ -379,12 +386,11 @@ defaults(struct partition *parts, size_t nparts)
 	struct metrics m;
 	size_t i, j;
 
-	printf("defaults: s=%g x=%g min_dev=%g max_tokens=%u k=%g pair_weight=%g\n",
-	       ms_classify_defaults.s, ms_classify_defaults.x, ms_classify_defaults.min_dev,
-	       ms_classify_defaults.max_tokens, ms_classify_defaults.tokens_per_dof,
-	       ms_classify_defaults.pair_weight);
+	printf("defaults: s=%g x=%g min_dev=%g max_tokens=%u k=%g pair_weight=%g header_apart=%d\n",
+	       tuned.s, tuned.x, tuned.min_dev, tuned.max_tokens, tuned.tokens_per_dof,
+	       tuned.pair_weight, tuned.header_apart);
 	for (i = 0; i < nparts; i++) {
-		measure(&ms_classify_defaults, &parts[i], &m);
+		measure(&tuned, &parts[i], &m);
 		if (i == 0)
 			distribution(&parts[i]);
 		if (getenv("MS_TUNE_SHOW") != NULL)
@@ -401,7 +407,7 @@ defaults(struct partition *parts, size_t nparts)
 	for (i = 0; i < nparts; i++) {
 		size_t fp = 0, fn = 0;
 
-		score_all(&ms_classify_defaults, &parts[i]);
+		score_all(&tuned, &parts[i]);
 		for (j = 0; j < parts[i].n; j++) {
 			if (parts[i].msgs[j].is_spam)
 				fn += parts[i].msgs[j].score < threshold;
@@ -432,6 +438,9 @@ main(int argc, char **argv)
 		return 1;
 	}
 	top = argv[1];
+	tuned = ms_classify_defaults;
+	if (getenv("MS_TUNE_HEADER_APART") != NULL)
+		tuned.header_apart = atoi(getenv("MS_TUNE_HEADER_APART"));
 	for (cls = 0; cls < 2; cls++) {
 		paths = list_class(top, dirs[cls], &nfiles);
 		if ((msgs = realloc(msgs, (n + nfiles / 2 + 1) * sizeof(*msgs))) == NULL)

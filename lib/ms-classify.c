@@ -14,6 +14,7 @@ const struct ms_classify_params ms_classify_defaults = {
         .max_tokens = 0,
         .tokens_per_dof = 16,
         .pair_weight = 0.5,
+        .header_apart = 1,
 };
 
 double
@@ -69,6 +70,14 @@ ms_chi2q(double x2, unsigned int dof)
 
 struct evidence {
 	double f, weight;
+	unsigned int part; /* PART_BODY or PART_HEADER */
+};
+
+enum { PART_BODY, PART_HEADER, PARTS };
+
+/* Fisher's method on one part's tokens: the sums it needs */
+struct fisher {
+	double sum_ln_f, sum_ln_1mf, weight;
 };
 
 static double
@@ -86,15 +95,29 @@ cmp_deviation_desc(const void *a, const void *b)
 	return da < db ? 1 : da > db ? -1 : 0;
 }
 
+/* a weighted token is that fraction of an observation: Fisher's statistic
+ * and its degrees of freedom count weight, not tokens */
+static double
+fisher_score(const struct ms_classify_params *params, const struct fisher *fi)
+{
+	double k = params->tokens_per_dof > 1.0 ? params->tokens_per_dof : 1.0, h, s;
+	unsigned int dof = 2 * (unsigned int)ceil(fi->weight / k);
+
+	h = ms_chi2q(-2.0 * fi->sum_ln_f / k, dof);
+	s = ms_chi2q(-2.0 * fi->sum_ln_1mf / k, dof);
+	return (1.0 + h - s) / 2.0;
+}
+
 int
 ms_classify(const struct ms_classify_params *params, const struct ms_token_counts *counts,
             const uint64_t *hashes, size_t count, uint64_t nspam, uint64_t nham, double *score_r,
             unsigned int *used_r)
 {
-	double sum_ln_f = 0.0, sum_ln_1mf = 0.0, weight = 0.0, f, h, s, k;
+	struct fisher parts[PARTS] = {{0.0, 0.0, 0.0}, {0.0, 0.0, 0.0}};
+	double f, sum = 0.0;
 	struct evidence *ev;
 	size_t i, used = 0;
-	unsigned int dof;
+	unsigned int p, scored = 0;
 
 	*score_r = 0.5;
 	*used_r = 0;
@@ -109,30 +132,38 @@ ms_classify(const struct ms_classify_params *params, const struct ms_token_count
 		if (deviation(f) < params->min_dev)
 			continue;
 		ev[used].f = f;
-		ev[used++].weight =
+		ev[used].weight =
 		        hashes != NULL && ms_token_is_pair(hashes[i]) ? params->pair_weight : 1.0;
+		ev[used++].part =
+		        params->header_apart && hashes != NULL && ms_token_is_header(hashes[i])
+		                ? PART_HEADER
+		                : PART_BODY;
 	}
 	if (params->max_tokens > 0 && used > params->max_tokens) {
 		qsort(ev, used, sizeof(*ev), cmp_deviation_desc);
 		used = params->max_tokens;
 	}
 	for (i = 0; i < used; i++) {
+		struct fisher *fi = &parts[ev[i].part];
+
 		/* s > 0 keeps f inside (0,1); the clamp only guards s = 0 */
 		f = fmin(fmax(ev[i].f, 1e-12), 1.0 - 1e-12);
-		sum_ln_f += ev[i].weight * log(f);
-		sum_ln_1mf += ev[i].weight * log(1.0 - f);
-		weight += ev[i].weight;
+		fi->sum_ln_f += ev[i].weight * log(f);
+		fi->sum_ln_1mf += ev[i].weight * log(1.0 - f);
+		fi->weight += ev[i].weight;
 	}
 	free(ev);
-	if (used == 0 || weight <= 0.0)
+	/* a part without evidence (no header token counted, say) does not
+	 * pull the other's score towards 0.5 */
+	for (p = 0; p < PARTS; p++) {
+		if (parts[p].weight > 0.0) {
+			sum += fisher_score(params, &parts[p]);
+			scored++;
+		}
+	}
+	if (scored == 0)
 		return 0;
-	/* a weighted token is that fraction of an observation: Fisher's
-	 * statistic and its degrees of freedom count weight, not tokens */
-	k = params->tokens_per_dof > 1.0 ? params->tokens_per_dof : 1.0;
-	dof = 2 * (unsigned int)ceil(weight / k);
-	h = ms_chi2q(-2.0 * sum_ln_f / k, dof);
-	s = ms_chi2q(-2.0 * sum_ln_1mf / k, dof);
-	*score_r = (1.0 + h - s) / 2.0;
+	*score_r = sum / (double)scored;
 	*used_r = (unsigned int)used;
 	return 0;
 }

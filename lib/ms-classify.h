@@ -23,6 +23,12 @@ struct ms_classify_params {
 	/* Weight of a sparse word pair in the combination (other tokens: 1):
 	 * a pair repeats the evidence of its two words. 1: no difference. */
 	double pair_weight;
+	/* Nonzero: header and body tokens (ms-tokenize.h's header bit) are
+	 * combined apart, each into its own score, and the message's score is
+	 * the mean of the two, so that a header's many correlated tokens (a
+	 * mailing list's, a sender's) are one voice out of two, not hundreds of
+	 * independent observations. 0: one combination of all tokens. */
+	int header_apart;
 };
 
 extern const struct ms_classify_params ms_classify_defaults;
@@ -44,9 +50,10 @@ double ms_chi2q(double x2, unsigned int dof);
 
 /* Combine the tokens' counts into a spam probability in [0,1] (0.5 when no
  * token says anything). hashes[i] is the token of counts[i] (its pair bit,
- * ms-tokenize.h, decides its weight), or hashes is NULL: every token weighs
- * 1. Tokens never learned are left out. *used_r gets the number of tokens
- * that took part. Returns 0, or -1 on memory exhaustion. */
+ * ms-tokenize.h, decides its weight, its header bit its part), or hashes is
+ * NULL: every token weighs 1 and is a body token. Tokens never learned are
+ * left out. *used_r gets the number of tokens that took part. Returns 0, or
+ * -1 on memory exhaustion. */
 int ms_classify(const struct ms_classify_params *params, const struct ms_token_counts *counts,
                 const uint64_t *hashes, size_t count, uint64_t nspam, uint64_t nham,
                 double *score_r, unsigned int *used_r);

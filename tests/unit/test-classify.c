@@ -105,6 +105,52 @@ START_TEST(test_pair_weight)
 }
 END_TEST
 
+START_TEST(test_header_apart)
+{
+	struct ms_token_counts counts[] = {
+	        {.spam = 4, .ham = 0}, /* a body word, f = 0.9 */
+	        {.spam = 3, .ham = 1}, /* a header token (ms-tokenize.h's bit), f = 0.7 */
+	        {.spam = 1, .ham = 1}, /* a header token, f = 0.5 */
+	};
+	const uint64_t hashes[] = {0x10, 0x20 | MS_TOKEN_HEADER_BIT, 0x30 | MS_TOKEN_HEADER_BIT};
+	struct ms_classify_params params = plain;
+	double score;
+	unsigned int used;
+
+	/* apart: one token per part, so each part's score is its f, and the
+	 * message's is their mean (0.9 + 0.7) / 2 */
+	params.header_apart = 1;
+	ck_assert_int_eq(ms_classify(&params, counts, hashes, 2, 10, 10, &score, &used), 0);
+	ck_assert_close(score, 0.8, 1e-12);
+	ck_assert_uint_eq(used, 2);
+	/* two header tokens, f = 0.7 and 0.5: H = P (1 - ln P) with P = 0.35,
+	 * S likewise with Q = 0.15; the body's 0.9 beside it */
+	double hp = 0.35 * (1 - log(0.35)), hq = 0.15 * (1 - log(0.15));
+	ck_assert_int_eq(ms_classify(&params, counts, hashes, 3, 10, 10, &score, &used), 0);
+	ck_assert_close(score, (0.9 + (1 + hp - hq) / 2) / 2, 1e-12);
+	/* a part without evidence does not pull the score towards 0.5: only
+	 * the header token here */
+	ck_assert_int_eq(ms_classify(&params, counts + 1, hashes + 1, 1, 10, 10, &score, &used), 0);
+	ck_assert_close(score, 0.7, 1e-12);
+	/* and a header token left out by min_dev leaves the body alone */
+	params.min_dev = 0.1;
+	counts[1] = (struct ms_token_counts){.spam = 1, .ham = 1};
+	ck_assert_int_eq(ms_classify(&params, counts, hashes, 2, 10, 10, &score, &used), 0);
+	ck_assert_close(score, 0.9, 1e-12);
+	ck_assert_uint_eq(used, 1);
+	/* not apart, or no hashes: one combination (test_combine) */
+	counts[1] = (struct ms_token_counts){.spam = 3, .ham = 1};
+	params.min_dev = 0.0;
+	params.header_apart = 0;
+	double h = 0.63 * (1 - log(0.63)), s = 0.03 * (1 - log(0.03));
+	ck_assert_int_eq(ms_classify(&params, counts, hashes, 2, 10, 10, &score, &used), 0);
+	ck_assert_close(score, (1 + h - s) / 2, 1e-12);
+	params.header_apart = 1;
+	ck_assert_int_eq(ms_classify(&params, counts, NULL, 2, 10, 10, &score, &used), 0);
+	ck_assert_close(score, (1 + h - s) / 2, 1e-12);
+}
+END_TEST
+
 START_TEST(test_selection)
 {
 	struct ms_token_counts counts[] = {
@@ -134,8 +180,8 @@ END_TEST
 
 START_TEST(test_defaults_evidence)
 {
-	/* s = 0.3, x = 0.55, min_dev = 0.375, k = 16, pair weight 0.5, 100
-	 * learns of each class: a
+	/* s = 0.3, x = 0.55, min_dev = 0.375, k = 16, pair weight 0.5, header
+	 * and body apart, 100 learns of each class: a
 	 * token seen once takes part when it was spam, not when it was ham
 	 * (doc/classifier.md) */
 	struct ms_token_counts counts[] = {
@@ -163,6 +209,16 @@ START_TEST(test_defaults_evidence)
 	        score,
 	        (1 + pow(f1 * sqrt(f2), 1.0 / 16) - pow((1 - f1) * sqrt(1 - f2), 1.0 / 16)) / 2,
 	        1e-12);
+	/* the first token from the header: header and body are scored apart,
+	 * one token each (dof 2, statistics divided by 16), and averaged */
+	const uint64_t apart[] = {0x10 | MS_TOKEN_HEADER_BIT, 0x20, 0x30, 0x40};
+	ck_assert_int_eq(
+	        ms_classify(&ms_classify_defaults, counts, apart, 4, 100, 100, &score, &used), 0);
+	ck_assert_close(score,
+	                ((1 + pow(f1, 1.0 / 16) - pow(1 - f1, 1.0 / 16)) / 2 +
+	                 (1 + pow(f2, 1.0 / 16) - pow(1 - f2, 1.0 / 16)) / 2) /
+	                        2,
+	                1e-12);
 }
 END_TEST
 
@@ -200,6 +256,7 @@ main(void)
 	tcase_add_test(tc, test_chi2q);
 	tcase_add_test(tc, test_combine);
 	tcase_add_test(tc, test_pair_weight);
+	tcase_add_test(tc, test_header_apart);
 	tcase_add_test(tc, test_selection);
 	tcase_add_test(tc, test_defaults_evidence);
 	tcase_add_test(tc, test_extremes);

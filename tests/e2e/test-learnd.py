@@ -447,9 +447,14 @@ class LearndTest(harness.TestCase):
         self.env.on_cleanup(lambda: harness.stop_pid(pid))
         harness.wait_for(lambda: harness.can_connect(self.env.path("learner.sock")),
                          what="learner socket")
-        with open("/proc/%d/status" % pid) as f:
-            uids = [line.split()[1:] for line in f if line.startswith(("Uid:", "Gid:"))]
-        self.assertEqual(uids, [[str(harness.VMAIL.pw_uid)] * 4, [str(harness.VMAIL.pw_gid)] * 4])
+        # the socket is bound (and takes connections) as root, just before
+        # the switch to vmail: wait for the switch, do not race it
+        want = [[str(harness.VMAIL.pw_uid)] * 4, [str(harness.VMAIL.pw_gid)] * 4]
+
+        def ids():
+            with open("/proc/%d/status" % pid) as f:
+                return [line.split()[1:] for line in f if line.startswith(("Uid:", "Gid:"))]
+        harness.wait_for(lambda: ids() == want, 10, "the learner to run as vmail")
         os.kill(pid, signal.SIGHUP)  # reopens its logs, keeps serving
         self.env.spool(USER, "spam", corpus("spam", 3))
         self.wait_spool_empty()

@@ -223,7 +223,7 @@ batch_refs_usable(struct mailsift_batch *batch)
 		batch->refs_state = -1;
 		if (strcmp(batch->box->storage->name, MAILDIR_STORAGE_NAME) == 0 &&
 		    mailbox_get_path_to(batch->box, MAILBOX_LIST_PATH_TYPE_MAILBOX, &path) > 0 &&
-		    stat(path, &box_st) == 0 &&
+		    ms_spool_maildir_valid(path, strlen(path)) && stat(path, &box_st) == 0 &&
 		    stat(t_strconcat(batch->muser->spool_dir, "/" MS_SPOOL_LINK_DIR, NULL),
 		         &msg_st) == 0 &&
 		    box_st.st_dev == msg_st.st_dev)
@@ -297,12 +297,20 @@ batch_ref_found(void *context, struct mailbox *box, uint32_t uid, const char *re
 	struct batch_found *ctx = context;
 	struct mailsift_batch *batch = ctx->batch;
 	struct ms_spool_writer *writer;
+	bool nameable = ms_spool_ref_valid(ref, strlen(ref));
 	char err[256];
 
 	/* Without a learner to pin the file, a link keeps the message if
 	   the user expunges it first; a reference is the fallback. */
-	if (batch->failed || (!ctx->learner_up && batch_link_uid(batch, box, uid, cls)))
+	if (batch->failed ||
+	    ((!ctx->learner_up || !nameable) && batch_link_uid(batch, box, uid, cls)))
 		return;
+	if (!nameable) {
+		/* bytes beyond ASCII in the host name part, say */
+		i_error("mailsift: %s uid %u not learned as %s: the spool cannot name %s",
+		        mailbox_get_vname(box), uid, ms_spool_class_name(cls), ref);
+		return;
+	}
 	if ((writer = batch_writer_of(batch, cls, ctx->maildir)) == NULL)
 		return;
 	if (ms_spool_record_ref(writer, ref, err, sizeof(err)) < 0)

@@ -20,6 +20,7 @@ struct tok_ctx {
 	void *text_context;
 	bool failed;    /* out of memory */
 	bool in_header; /* tokens made now get MS_TOKEN_HEADER_BIT */
+	bool in_meta;   /* ... or MS_TOKEN_META_BIT (metatokens of the body) */
 
 	/* sparse pairs: the last words of the current text */
 	uint64_t window[OSB_WINDOW];
@@ -35,7 +36,8 @@ struct tok_ctx {
 
 /* Add the token prefix + text (text cut to fit TOKEN_MAX). Returns the hash
  * of its text, which pairs are made of; the token itself has the pair bit
- * cleared and the header bit set as ctx->in_header says (ms-tokenize.h):
+ * cleared and the header and meta bits set as ctx->in_header and
+ * ctx->in_meta say (ms-tokenize.h):
  * only low bits, so that every token keeps its store slot. */
 uint64_t tok_add(struct tok_ctx *ctx, const char *prefix, const void *text, size_t len);
 /* Add the sparse pair (first, second) at distance d. */

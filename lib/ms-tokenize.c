@@ -54,9 +54,11 @@ tok_push(struct tok_ctx *ctx, uint64_t hash, const char *text, size_t len)
 {
 	struct ms_tokens *tokens = ctx->tokens;
 
-	hash &= ~MS_TOKEN_HEADER_BIT;
+	hash &= ~(MS_TOKEN_HEADER_BIT | MS_TOKEN_META_BIT);
 	if (ctx->in_header)
 		hash |= MS_TOKEN_HEADER_BIT;
+	else if (ctx->in_meta)
+		hash |= MS_TOKEN_META_BIT;
 	if (tokens->count == tokens->capacity && tokens_grow(tokens) < 0) {
 		ctx->failed = true;
 		return;
@@ -308,10 +310,14 @@ piece_cb(const struct ms_piece *piece, void *context)
 		tok_url(ctx, piece->text, piece->text_len);
 		break;
 	case MS_PIECE_ATTACHMENT:
+		ctx->in_meta = true;
 		attachment(ctx, piece);
+		ctx->in_meta = false;
 		break;
 	case MS_PIECE_META:
+		ctx->in_meta = true;
 		meta(ctx, piece);
+		ctx->in_meta = false;
 		break;
 	}
 }
@@ -337,10 +343,12 @@ finish(struct tok_ctx *ctx)
 	ctx->in_header = true;
 	tok_header_finish(ctx);
 	ctx->in_header = false;
+	ctx->in_meta = true;
 	len = snprintf(buf, sizeof(buf), "meta:words:%u", tok_log2_bucket(ctx->body_words));
 	tok_add(ctx, "", buf, (size_t)len);
 	len = snprintf(buf, sizeof(buf), "meta:urls:%u", tok_log2_bucket(ctx->urls));
 	tok_add(ctx, "", buf, (size_t)len);
+	ctx->in_meta = false;
 }
 
 static int

@@ -14,6 +14,7 @@ struct texts {
 	size_t count;
 	bool hashes_ok; /* every hash matched its text */
 	bool *header;   /* items[i] was made with the header bit */
+	bool *meta;     /* ... with the meta bit */
 };
 
 static void
@@ -24,10 +25,11 @@ text_cb(const char *text, size_t len, uint64_t hash, void *context)
 	size_t i;
 
 	ck_assert_ptr_nonnull(copy);
-	/* the low bits say pair and header; the rest is the text's hash */
+	/* the low bits say pair, header and meta; the rest is the text's hash */
 	if (strncmp(copy, "osb", 3) != 0 &&
-	    ((ms_hash64(text, len, 0) & ~(MS_TOKEN_PAIR_BIT | MS_TOKEN_HEADER_BIT)) !=
-	             (hash & ~MS_TOKEN_HEADER_BIT) ||
+	    ((ms_hash64(text, len, 0) &
+	      ~(MS_TOKEN_PAIR_BIT | MS_TOKEN_HEADER_BIT | MS_TOKEN_META_BIT)) !=
+	             (hash & ~(MS_TOKEN_HEADER_BIT | MS_TOKEN_META_BIT)) ||
 	     ms_token_is_pair(hash)))
 		t->hashes_ok = false;
 	if (strncmp(copy, "osb", 3) == 0 && !ms_token_is_pair(hash))
@@ -40,9 +42,12 @@ text_cb(const char *text, size_t len, uint64_t hash, void *context)
 	}
 	t->items = realloc(t->items, (t->count + 1) * sizeof(*t->items));
 	t->header = realloc(t->header, (t->count + 1) * sizeof(*t->header));
+	t->meta = realloc(t->meta, (t->count + 1) * sizeof(*t->meta));
 	ck_assert_ptr_nonnull(t->items);
 	ck_assert_ptr_nonnull(t->header);
+	ck_assert_ptr_nonnull(t->meta);
 	t->header[t->count] = ms_token_is_header(hash);
+	t->meta[t->count] = ms_token_is_meta(hash);
 	t->items[t->count++] = copy;
 }
 
@@ -54,7 +59,7 @@ cmp_str(const void *a, const void *b)
 
 struct text_bit {
 	char *text;
-	bool header;
+	bool header, meta;
 };
 
 static int
@@ -63,11 +68,11 @@ cmp_text_bit(const void *a, const void *b)
 	return strcmp(((const struct text_bit *)a)->text, ((const struct text_bit *)b)->text);
 }
 
-/* the texts sorted, each keeping its header bit */
+/* the texts sorted, each keeping its header and meta bits */
 static struct texts
 tokenize(const char *msg, size_t size, struct ms_tokens *tokens)
 {
-	struct texts t = {NULL, 0, true, NULL};
+	struct texts t = {NULL, 0, true, NULL, NULL};
 	struct text_bit *v;
 	size_t i;
 
@@ -77,10 +82,10 @@ tokenize(const char *msg, size_t size, struct ms_tokens *tokens)
 	v = calloc(t.count + 1, sizeof(*v));
 	ck_assert_ptr_nonnull(v);
 	for (i = 0; i < t.count; i++)
-		v[i] = (struct text_bit){t.items[i], t.header[i]};
+		v[i] = (struct text_bit){t.items[i], t.header[i], t.meta[i]};
 	qsort(v, t.count, sizeof(*v), cmp_text_bit);
 	for (i = 0; i < t.count; i++)
-		t.items[i] = v[i].text, t.header[i] = v[i].header;
+		t.items[i] = v[i].text, t.header[i] = v[i].header, t.meta[i] = v[i].meta;
 	free(v);
 	return t;
 }
@@ -100,6 +105,7 @@ texts_free(struct texts *t)
 		free(t->items[i]);
 	free(t->items);
 	free(t->header);
+	free(t->meta);
 }
 
 #define expect_token(t, tok)    ck_assert_msg(has(&(t), tok), "token \"%s\" missing", tok)
@@ -231,16 +237,54 @@ START_TEST(test_exact_tokens)
 	ck_assert(t.hashes_ok);
 	/* the header bit: set on the tokens of From, To, Subject (its pair
 	 * too) and the header's fields, clear on the body's words and the
-	 * form (meta:) */
+	 * form (meta:); the meta bit on the form's alone */
 	for (i = 0; i < t.count; i++) {
 		bool header = strncmp(t.items[i], "from:", 5) == 0 ||
 		              strncmp(t.items[i], "to:", 3) == 0 ||
 		              strncmp(t.items[i], "hdr:", 4) == 0 ||
 		              strncmp(t.items[i], "subj:", 5) == 0 ||
 		              strncmp(t.items[i], "osb1:subj:", 10) == 0;
+		bool meta = strncmp(t.items[i], "meta:", 5) == 0;
 
 		ck_assert_msg(t.header[i] == header, "%s: header bit %d", t.items[i], t.header[i]);
+		ck_assert_msg(t.meta[i] == meta, "%s: meta bit %d", t.items[i], t.meta[i]);
 	}
+	texts_free(&t);
+	ms_tokens_free(&tokens);
+}
+END_TEST
+
+/* the meta bit: on every metatoken and attachment token of the body, not on
+ * the words, URL hosts or the header's tokens */
+START_TEST(test_meta_bit)
+{
+	static const char msg[] =
+	        "From: bob@example.com\r\nSubject: report\r\nMIME-Version: 1.0\r\n"
+	        "Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n"
+	        "--b\r\nContent-Type: text/plain\r\n\r\n"
+	        "see http://www.example.net/x the report\r\n"
+	        "--b\r\nContent-Type: application/pdf\r\n"
+	        "Content-Disposition: attachment; filename=\"report.pdf\"\r\n"
+	        "Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\n--b--\r\n";
+	struct ms_tokens tokens;
+	struct texts t;
+	size_t i, metas = 0;
+
+	ms_tokens_init(&tokens);
+	t = tokenize(msg, sizeof(msg) - 1, &tokens);
+	expect_token(t, "att:ext:pdf");
+	expect_token(t, "url:example.net");
+	expect_token(t, "report");
+	ck_assert(t.hashes_ok);
+	for (i = 0; i < t.count; i++) {
+		bool meta =
+		        strncmp(t.items[i], "meta:", 5) == 0 || strncmp(t.items[i], "att:", 4) == 0;
+
+		ck_assert_msg(t.meta[i] == meta, "%s: meta bit %d", t.items[i], t.meta[i]);
+		ck_assert_msg(!(t.meta[i] && t.header[i]), "%s: both bits", t.items[i]);
+		metas += meta;
+	}
+	ck_assert_uint_gt(metas, 3);
 	texts_free(&t);
 	ms_tokens_free(&tokens);
 }
@@ -261,8 +305,11 @@ START_TEST(test_sorted_unique_stable)
 		ck_assert_uint_lt(a.hashes[i - 1], a.hashes[i]);
 	ck_assert_uint_eq(a.count, b.count);
 	ck_assert_int_eq(memcmp(a.hashes, b.hashes, a.count * sizeof(*a.hashes)), 0);
-	/* a token's hash is the hash of its text, the pair bit cleared */
-	for (i = 0; i < a.count && a.hashes[i] != (ms_hash64("word", 4, 0) & ~MS_TOKEN_PAIR_BIT);
+	/* a body word's hash is the hash of its text, the pair, header and
+	 * meta bits cleared */
+	for (i = 0; i < a.count &&
+	            a.hashes[i] != (ms_hash64("word", 4, 0) &
+	                            ~(MS_TOKEN_PAIR_BIT | MS_TOKEN_HEADER_BIT | MS_TOKEN_META_BIT));
 	     i++)
 		;
 	ck_assert_uint_lt(i, a.count);
@@ -492,6 +539,7 @@ main(void)
 	tcase_add_test(tc, test_words);
 	tcase_add_test(tc, test_long_word);
 	tcase_add_test(tc, test_exact_tokens);
+	tcase_add_test(tc, test_meta_bit);
 	tcase_add_test(tc, test_sorted_unique_stable);
 	tcase_add_test(tc, test_many_tokens_exact);
 	tcase_add_test(tc, test_pairs_across_pieces);

@@ -8,13 +8,14 @@
 /* Chosen by cross-validation inside the training half of the standard
  * split (bench/accuracy --tune); see doc/classifier.md. */
 const struct ms_classify_params ms_classify_defaults = {
-        .s = 0.3,
+        .s = 0.2,
         .x = 0.55,
-        .min_dev = 0.375,
+        .min_dev = 0.42,
         .max_tokens = 0,
         .tokens_per_dof = 16,
         .pair_weight = 0.5,
         .header_apart = 1,
+        .meta_apart = 1,
 };
 
 double
@@ -70,10 +71,10 @@ ms_chi2q(double x2, unsigned int dof)
 
 struct evidence {
 	double f, weight;
-	unsigned int part; /* PART_BODY or PART_HEADER */
+	unsigned int part; /* PART_BODY, PART_HEADER or PART_META */
 };
 
-enum { PART_BODY, PART_HEADER, PARTS };
+enum { PART_BODY, PART_HEADER, PART_META, PARTS };
 
 /* Fisher's method on one part's tokens: the sums it needs */
 struct fisher {
@@ -95,6 +96,16 @@ cmp_deviation_desc(const void *a, const void *b)
 	return da < db ? 1 : da > db ? -1 : 0;
 }
 
+static unsigned int
+token_part(const struct ms_classify_params *params, uint64_t hash)
+{
+	if (params->header_apart && ms_token_is_header(hash))
+		return PART_HEADER;
+	if (params->meta_apart && ms_token_is_meta(hash))
+		return PART_META;
+	return PART_BODY;
+}
+
 /* a weighted token is that fraction of an observation: Fisher's statistic
  * and its degrees of freedom count weight, not tokens */
 static double
@@ -113,7 +124,7 @@ ms_classify(const struct ms_classify_params *params, const struct ms_token_count
             const uint64_t *hashes, size_t count, uint64_t nspam, uint64_t nham, double *score_r,
             unsigned int *used_r)
 {
-	struct fisher parts[PARTS] = {{0.0, 0.0, 0.0}, {0.0, 0.0, 0.0}};
+	struct fisher parts[PARTS] = {{0.0, 0.0, 0.0}, {0.0, 0.0, 0.0}, {0.0, 0.0, 0.0}};
 	double f, sum = 0.0;
 	struct evidence *ev;
 	size_t i, used = 0;
@@ -134,10 +145,7 @@ ms_classify(const struct ms_classify_params *params, const struct ms_token_count
 		ev[used].f = f;
 		ev[used].weight =
 		        hashes != NULL && ms_token_is_pair(hashes[i]) ? params->pair_weight : 1.0;
-		ev[used++].part =
-		        params->header_apart && hashes != NULL && ms_token_is_header(hashes[i])
-		                ? PART_HEADER
-		                : PART_BODY;
+		ev[used++].part = token_part(params, hashes != NULL ? hashes[i] : 0);
 	}
 	if (params->max_tokens > 0 && used > params->max_tokens) {
 		qsort(ev, used, sizeof(*ev), cmp_deviation_desc);
@@ -154,7 +162,7 @@ ms_classify(const struct ms_classify_params *params, const struct ms_token_count
 	}
 	free(ev);
 	/* a part without evidence (no header token counted, say) does not
-	 * pull the other's score towards 0.5 */
+	 * pull the others' score towards 0.5 */
 	for (p = 0; p < PARTS; p++) {
 		if (parts[p].weight > 0.0) {
 			sum += fisher_score(params, &parts[p]);

@@ -29,6 +29,12 @@ struct ms_classify_params {
 	 * mailing list's, a sender's) are one voice out of two, not hundreds of
 	 * independent observations. 0: one combination of all tokens. */
 	int header_apart;
+	/* Nonzero: the body's metatokens (ms-tokenize.h's meta bit: content
+	 * types, MIME layout, HTML features, attachments) are a third part,
+	 * and the score is the mean of the parts' scores. They too move
+	 * together (an HTML mail has a dozen), and with the words they were
+	 * counted as that many observations. */
+	int meta_apart;
 };
 
 extern const struct ms_classify_params ms_classify_defaults;
@@ -50,8 +56,8 @@ double ms_chi2q(double x2, unsigned int dof);
 
 /* Combine the tokens' counts into a spam probability in [0,1] (0.5 when no
  * token says anything). hashes[i] is the token of counts[i] (its pair bit,
- * ms-tokenize.h, decides its weight, its header bit its part), or hashes is
- * NULL: every token weighs 1 and is a body token. Tokens never learned are
+ * ms-tokenize.h, decides its weight, its header and meta bits its part), or
+ * hashes is NULL: every token weighs 1 and is a body token. Tokens never learned are
  * left out. *used_r gets the number of tokens that took part. Returns 0, or
  * -1 on memory exhaustion. */
 int ms_classify(const struct ms_classify_params *params, const struct ms_token_counts *counts,

@@ -151,6 +151,47 @@ START_TEST(test_header_apart)
 }
 END_TEST
 
+START_TEST(test_meta_apart)
+{
+	struct ms_token_counts counts[] = {
+	        {.spam = 4, .ham = 0}, /* a body word, f = 0.9 */
+	        {.spam = 3, .ham = 1}, /* a header token, f = 0.7 */
+	        {.spam = 0, .ham = 1}, /* a metatoken (ms-tokenize.h's bit), f = 0.25 */
+	};
+	const uint64_t hashes[] = {0x10, 0x20 | MS_TOKEN_HEADER_BIT, 0x30 | MS_TOKEN_META_BIT};
+	struct ms_classify_params params = plain;
+	double score, p, q;
+	unsigned int used;
+
+	/* three parts of one token each: the mean of the three f */
+	params.header_apart = 1;
+	params.meta_apart = 1;
+	ck_assert_int_eq(ms_classify(&params, counts, hashes, 3, 10, 10, &score, &used), 0);
+	ck_assert_close(score, (0.9 + 0.7 + 0.25) / 3, 1e-12);
+	ck_assert_uint_eq(used, 3);
+	/* metatokens not apart: the metatoken joins the body, f = 0.9 and
+	 * 0.25: H = P (1 - ln P) with P = 0.225, S likewise with Q = 0.075;
+	 * the header's 0.7 beside it */
+	params.meta_apart = 0;
+	p = 0.9 * 0.25, q = 0.1 * 0.75;
+	ck_assert_int_eq(ms_classify(&params, counts, hashes, 3, 10, 10, &score, &used), 0);
+	ck_assert_close(score, ((1 + p * (1 - log(p)) - q * (1 - log(q))) / 2 + 0.7) / 2, 1e-12);
+	/* only the metatokens apart: the header token joins the body
+	 * (test_combine's 0.9 and 0.7), the metatoken's 0.25 beside it */
+	params.header_apart = 0;
+	params.meta_apart = 1;
+	p = 0.63, q = 0.03;
+	ck_assert_int_eq(ms_classify(&params, counts, hashes, 3, 10, 10, &score, &used), 0);
+	ck_assert_close(score, ((1 + p * (1 - log(p)) - q * (1 - log(q))) / 2 + 0.25) / 2, 1e-12);
+	/* a header token that is also marked meta counts as the header's
+	 * (the tokenizer never sets both) */
+	const uint64_t both[] = {0x10, 0x20 | MS_TOKEN_HEADER_BIT | MS_TOKEN_META_BIT};
+	params.header_apart = 1;
+	ck_assert_int_eq(ms_classify(&params, counts, both, 2, 10, 10, &score, &used), 0);
+	ck_assert_close(score, (0.9 + 0.7) / 2, 1e-12);
+}
+END_TEST
+
 START_TEST(test_selection)
 {
 	struct ms_token_counts counts[] = {
@@ -180,44 +221,53 @@ END_TEST
 
 START_TEST(test_defaults_evidence)
 {
-	/* s = 0.3, x = 0.55, min_dev = 0.375, k = 16, pair weight 0.5, header
-	 * and body apart, 100 learns of each class: a
-	 * token seen once takes part when it was spam, not when it was ham
+	/* s = 0.2, x = 0.55, min_dev = 0.42, k = 16, pair weight 0.5, header,
+	 * body and metatokens apart, 100 learns of each class: a token seen
+	 * once takes part when it was spam, not when it was ham, and a token
+	 * seen in both classes only when it is 11.5 times likelier in one
 	 * (doc/classifier.md) */
 	struct ms_token_counts counts[] = {
-	        {.spam = 1, .ham = 0}, /* f = 1.165 / 1.3 = 0.8962 */
-	        {.spam = 0, .ham = 1}, /* f = 0.165 / 1.3 = 0.1269: left out */
-	        {.spam = 0, .ham = 2}, /* f = 0.165 / 2.3 = 0.0717 */
-	        {.spam = 3, .ham = 1}, /* f = 3.165 / 4.3 = 0.7360: left out */
+	        {.spam = 1, .ham = 0},  /* f = 1.11 / 1.2 = 0.925 */
+	        {.spam = 0, .ham = 1},  /* f = 0.11 / 1.2 = 0.0917: left out */
+	        {.spam = 0, .ham = 2},  /* f = 0.11 / 2.2 = 0.05 */
+	        {.spam = 3, .ham = 1},  /* f = 3.11 / 4.2 = 0.7405: left out */
+	        {.spam = 10, .ham = 1}, /* f = 10.11 / 11.2 = 0.9027: left out */
+	        {.spam = 0, .ham = 3},  /* f = 0.11 / 3.2 = 0.0344 */
 	};
-	double f1 = 1.165 / 1.3, f2 = 0.165 / 2.3, score;
+	double f1 = 1.11 / 1.2, f2 = 0.11 / 2.2, f3 = 0.11 / 3.2, score;
 	unsigned int used;
 
 	ck_assert_int_eq(
-	        ms_classify(&ms_classify_defaults, counts, NULL, 4, 100, 100, &score, &used), 0);
-	ck_assert_uint_eq(used, 2);
-	/* k = 16: statistics divided by 16, dof 2 * ceil(2 / 16) = 2, so
-	 * H = (f1 f2)^(1/16) and S = ((1 - f1)(1 - f2))^(1/16) */
-	ck_assert_close(score,
-	                (1 + pow(f1 * f2, 1.0 / 16) - pow((1 - f1) * (1 - f2), 1.0 / 16)) / 2,
-	                1e-12);
-	/* the third token a sparse pair: it weighs 0.5, dof 2 * ceil(1.5 / 16) */
-	const uint64_t hashes[] = {0x10, 0x20, 0x30 | MS_TOKEN_PAIR_BIT, 0x40};
-	ck_assert_int_eq(
-	        ms_classify(&ms_classify_defaults, counts, hashes, 4, 100, 100, &score, &used), 0);
+	        ms_classify(&ms_classify_defaults, counts, NULL, 6, 100, 100, &score, &used), 0);
+	ck_assert_uint_eq(used, 3);
+	/* k = 16: statistics divided by 16, dof 2 * ceil(3 / 16) = 2, so
+	 * H = (f1 f2 f3)^(1/16) and S = ((1 - f1)(1 - f2)(1 - f3))^(1/16) */
 	ck_assert_close(
 	        score,
-	        (1 + pow(f1 * sqrt(f2), 1.0 / 16) - pow((1 - f1) * sqrt(1 - f2), 1.0 / 16)) / 2,
+	        (1 + pow(f1 * f2 * f3, 1.0 / 16) - pow((1 - f1) * (1 - f2) * (1 - f3), 1.0 / 16)) /
+	                2,
 	        1e-12);
-	/* the first token from the header: header and body are scored apart,
-	 * one token each (dof 2, statistics divided by 16), and averaged */
-	const uint64_t apart[] = {0x10 | MS_TOKEN_HEADER_BIT, 0x20, 0x30, 0x40};
+	/* the third token a sparse pair: it weighs 0.5, dof 2 * ceil(2.5 / 16) */
+	const uint64_t hashes[] = {0x10, 0x20, 0x30 | MS_TOKEN_PAIR_BIT, 0x40, 0x50, 0x60};
 	ck_assert_int_eq(
-	        ms_classify(&ms_classify_defaults, counts, apart, 4, 100, 100, &score, &used), 0);
+	        ms_classify(&ms_classify_defaults, counts, hashes, 6, 100, 100, &score, &used), 0);
+	ck_assert_close(score,
+	                (1 + pow(f1 * sqrt(f2) * f3, 1.0 / 16) -
+	                 pow((1 - f1) * sqrt(1 - f2) * (1 - f3), 1.0 / 16)) /
+	                        2,
+	                1e-12);
+	/* the first token from the header, the last a metatoken: header, body
+	 * and metatokens are scored apart, one token each (dof 2, statistics
+	 * divided by 16), and averaged */
+	const uint64_t apart[] = {0x10 | MS_TOKEN_HEADER_BIT, 0x20, 0x30, 0x40, 0x50,
+	                          0x60 | MS_TOKEN_META_BIT};
+	ck_assert_int_eq(
+	        ms_classify(&ms_classify_defaults, counts, apart, 6, 100, 100, &score, &used), 0);
 	ck_assert_close(score,
 	                ((1 + pow(f1, 1.0 / 16) - pow(1 - f1, 1.0 / 16)) / 2 +
-	                 (1 + pow(f2, 1.0 / 16) - pow(1 - f2, 1.0 / 16)) / 2) /
-	                        2,
+	                 (1 + pow(f2, 1.0 / 16) - pow(1 - f2, 1.0 / 16)) / 2 +
+	                 (1 + pow(f3, 1.0 / 16) - pow(1 - f3, 1.0 / 16)) / 2) /
+	                        3,
 	                1e-12);
 }
 END_TEST
@@ -257,6 +307,7 @@ main(void)
 	tcase_add_test(tc, test_combine);
 	tcase_add_test(tc, test_pair_weight);
 	tcase_add_test(tc, test_header_apart);
+	tcase_add_test(tc, test_meta_apart);
 	tcase_add_test(tc, test_selection);
 	tcase_add_test(tc, test_defaults_evidence);
 	tcase_add_test(tc, test_extremes);

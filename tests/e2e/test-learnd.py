@@ -107,20 +107,26 @@ class LearndTest(harness.TestCase):
         except FileNotFoundError:
             return None
 
+    def junk_with(self, n, stamp):
+        """USER's Junk Maildir holding n corpus spam as Dovecot names them
+        (the names start with stamp); returns (its path, the names)."""
+        junk = self.env.maildir(USER, "Junk")
+        self.vmail_dirs(junk, "new", "cur", "tmp")
+        names = []
+        for i, src in enumerate(corpus("spam", n)):
+            names.append("%s%02d.M%dP4242.mx,S=%d" % (stamp, i, i, os.path.getsize(src)))
+            dst = os.path.join(junk, "new", names[-1])
+            shutil.copyfile(src, dst)
+            os.chown(dst, harness.VMAIL.pw_uid, harness.VMAIL.pw_gid)
+        return junk, names
+
     def test_references_pinned_while_redis_down_learned_once(self):
         """Format 4 (the plugin's references to Maildir files) is pinned
         into msg/ while Redis is down, so the user's expunge before Redis is
         back loses nothing: a file Dovecot renamed is found, one already gone
         is skipped with a log line, every other message learned once."""
         env = self.env
-        junk = env.maildir(USER, "Junk")
-        self.vmail_dirs(junk, "new", "cur", "tmp")
-        names = []
-        for i, src in enumerate(corpus("spam", 6)):
-            names.append("17643400%02d.M%dP4242.mx,S=%d" % (i, i, os.path.getsize(src)))
-            dst = os.path.join(junk, "new", names[-1])
-            shutil.copyfile(src, dst)
-            os.chown(dst, harness.VMAIL.pw_uid, harness.VMAIL.pw_gid)
+        junk, names = self.junk_with(6, "17643400")
         env.start_learnd()
         # an older file fails first and holds the learning pass: only a
         # pin pass reaches the references
@@ -158,14 +164,7 @@ class LearndTest(harness.TestCase):
         as it is and its messages are read from the Maildir, a renamed one
         under its new name."""
         env = self.env
-        junk = env.maildir(USER, "Junk")
-        self.vmail_dirs(junk, "new", "cur", "tmp")
-        names = []
-        for i, src in enumerate(corpus("spam", 3)):
-            names.append("17643401%02d.M%dP4242.mx,S=%d" % (i, i, os.path.getsize(src)))
-            dst = os.path.join(junk, "new", names[-1])
-            shutil.copyfile(src, dst)
-            os.chown(dst, harness.VMAIL.pw_uid, harness.VMAIL.pw_gid)
+        junk, names = self.junk_with(3, "17643401")
         env.start_redis()
         env.start_learnd()
         os.rmdir(env.path("spool", "msg"))

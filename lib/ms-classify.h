@@ -32,7 +32,7 @@ struct ms_classify_params {
 	/* Nonzero: the body's metatokens (ms-tokenize.h's meta bit: content
 	 * types, MIME layout, HTML features, attachments) are a third part,
 	 * and the score is the mean of the parts' scores. They too move
-	 * together (an HTML mail has a dozen), and with the words they were
+	 * together (an HTML mail has 8 or 9), and with the words they were
 	 * counted as that many observations. */
 	int meta_apart;
 };

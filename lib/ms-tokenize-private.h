@@ -18,9 +18,10 @@ struct tok_ctx {
 	struct ms_tokens *tokens;
 	ms_token_text_cb *text_cb; /* NULL unless debugging */
 	void *text_context;
-	bool failed;    /* out of memory */
-	bool in_header; /* tokens made now get MS_TOKEN_HEADER_BIT */
-	bool in_meta;   /* ... or MS_TOKEN_META_BIT (metatokens of the body) */
+	bool failed; /* out of memory */
+	/* the part bit tokens made now get: MS_TOKEN_HEADER_BIT,
+	   MS_TOKEN_META_BIT (metatokens of the body) or 0 */
+	uint64_t part_bit;
 
 	/* sparse pairs: the last words of the current text */
 	uint64_t window[OSB_WINDOW];
@@ -36,9 +37,8 @@ struct tok_ctx {
 
 /* Add the token prefix + text (text cut to fit TOKEN_MAX). Returns the hash
  * of its text, which pairs are made of; the token itself has the pair bit
- * cleared and the header and meta bits set as ctx->in_header and
- * ctx->in_meta say (ms-tokenize.h):
- * only low bits, so that every token keeps its store slot. */
+ * cleared and the header and meta bits as ctx->part_bit says
+ * (ms-tokenize.h): only low bits, so that every token keeps its store slot. */
 uint64_t tok_add(struct tok_ctx *ctx, const char *prefix, const void *text, size_t len);
 /* Add the sparse pair (first, second) at distance d. */
 void tok_add_pair(struct tok_ctx *ctx, uint64_t first, const char *first_text, uint64_t second,

@@ -54,11 +54,7 @@ tok_push(struct tok_ctx *ctx, uint64_t hash, const char *text, size_t len)
 {
 	struct ms_tokens *tokens = ctx->tokens;
 
-	hash &= ~(MS_TOKEN_HEADER_BIT | MS_TOKEN_META_BIT);
-	if (ctx->in_header)
-		hash |= MS_TOKEN_HEADER_BIT;
-	else if (ctx->in_meta)
-		hash |= MS_TOKEN_META_BIT;
+	hash = (hash & ~(MS_TOKEN_HEADER_BIT | MS_TOKEN_META_BIT)) | ctx->part_bit;
 	if (tokens->count == tokens->capacity && tokens_grow(tokens) < 0) {
 		ctx->failed = true;
 		return;
@@ -280,25 +276,36 @@ meta(struct tok_ctx *ctx, const struct ms_piece *piece)
 	tok_add(ctx, prefix, piece->text, piece->text_len);
 }
 
+/* Which part of the classifier the tokens of a piece belong to. */
+static uint64_t
+piece_part_bit(enum ms_piece_type type)
+{
+	switch (type) {
+	case MS_PIECE_HEADER:
+	case MS_PIECE_ADDRESS:
+		return MS_TOKEN_HEADER_BIT;
+	case MS_PIECE_ATTACHMENT:
+	case MS_PIECE_META:
+		return MS_TOKEN_META_BIT;
+	default:
+		return 0;
+	}
+}
+
 static void
 piece_cb(const struct ms_piece *piece, void *context)
 {
 	struct tok_ctx *ctx = context;
 
+	ctx->part_bit = piece_part_bit(piece->type);
 	switch (piece->type) {
 	case MS_PIECE_HEADER:
-		if (piece->part == 0) {
-			ctx->in_header = true;
+		if (piece->part == 0)
 			tok_header(ctx, piece);
-			ctx->in_header = false;
-		}
 		break;
 	case MS_PIECE_ADDRESS:
-		if (piece->part == 0) {
-			ctx->in_header = true;
+		if (piece->part == 0)
 			tok_address(ctx, piece);
-			ctx->in_header = false;
-		}
 		break;
 	case MS_PIECE_TEXT:
 		body_text(ctx, piece->text, piece->text_len, piece->continued);
@@ -310,16 +317,13 @@ piece_cb(const struct ms_piece *piece, void *context)
 		tok_url(ctx, piece->text, piece->text_len);
 		break;
 	case MS_PIECE_ATTACHMENT:
-		ctx->in_meta = true;
 		attachment(ctx, piece);
-		ctx->in_meta = false;
 		break;
 	case MS_PIECE_META:
-		ctx->in_meta = true;
 		meta(ctx, piece);
-		ctx->in_meta = false;
 		break;
 	}
+	ctx->part_bit = 0;
 }
 
 unsigned int
@@ -340,15 +344,14 @@ finish(struct tok_ctx *ctx)
 	char buf[32];
 	int len;
 
-	ctx->in_header = true;
+	ctx->part_bit = MS_TOKEN_HEADER_BIT;
 	tok_header_finish(ctx);
-	ctx->in_header = false;
-	ctx->in_meta = true;
+	ctx->part_bit = MS_TOKEN_META_BIT;
 	len = snprintf(buf, sizeof(buf), "meta:words:%u", tok_log2_bucket(ctx->body_words));
 	tok_add(ctx, "", buf, (size_t)len);
 	len = snprintf(buf, sizeof(buf), "meta:urls:%u", tok_log2_bucket(ctx->urls));
 	tok_add(ctx, "", buf, (size_t)len);
-	ctx->in_meta = false;
+	ctx->part_bit = 0;
 }
 
 static int

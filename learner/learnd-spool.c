@@ -84,6 +84,21 @@ spool_pin(struct learnd *l, const char *name)
 	return -1;
 }
 
+static int
+name_strcmp(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* An earlier pin pass looked at name: not format 4, pinned, or found
+ * unpinnable (a name is never reused). */
+static bool
+pin_seen(const struct learnd *l, const char *name)
+{
+	return l->npin_seen > 0 &&
+	       bsearch(&name, l->pin_seen, l->npin_seen, sizeof(*l->pin_seen), name_strcmp) != NULL;
+}
+
 /* Reads the next listed file into l->file. Returns 1 when one is open, 0
  * to go on with the next, -1 to stop this pass. */
 static int
@@ -93,7 +108,8 @@ spool_open_next(struct learnd *l)
 	char err[512];
 	int ret;
 
-	if ((ret = spool_pin(l, name)) <= 0)
+	/* a name the pin pass looked at needs no second look */
+	if (!pin_seen(l, name) && (ret = spool_pin(l, name)) <= 0)
 		return ret;
 	switch (ms_spool_read(spool_dir, name, l->max_file_size, &l->file, err, sizeof(err))) {
 	case MS_SPOOL_READ_OK:
@@ -269,21 +285,6 @@ learnd_spool_batch(struct learnd *l)
 	l->backoff_ms = LEARND_BACKOFF_MIN_MS;
 	if (l->file_name == NULL && l->pos == l->nnames)
 		spool_forget(l);
-}
-
-static int
-name_strcmp(const void *a, const void *b)
-{
-	return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-/* An earlier pin pass looked at name: not format 4, or pinned (a name is
- * never reused). */
-static bool
-pin_seen(const struct learnd *l, const char *name)
-{
-	return l->npin_seen > 0 &&
-	       bsearch(&name, l->pin_seen, l->npin_seen, sizeof(*l->pin_seen), name_strcmp) != NULL;
 }
 
 void

@@ -350,10 +350,10 @@ mailsift_batch_publish(struct mailsift_batch **_batch,
 	struct mailsift_batch *batch = *_batch;
 	unsigned int count;
 	char err[256];
-	int fd = -1;
+	/* a batch with deferred copies asked the learner's socket already */
+	bool asked = batch->deferred != NULL && !batch->failed;
+	int fd = asked ? batch_resolve_deferred(batch, changes) : -1;
 
-	if (batch->deferred != NULL && !batch->failed)
-		fd = batch_resolve_deferred(batch, changes);
 	/* A write that failed may have left part of a record behind. */
 	if (batch->failed) {
 		if (fd >= 0)
@@ -369,8 +369,10 @@ mailsift_batch_publish(struct mailsift_batch **_batch,
 		if (ms_spool_commit_many(array_front_modifiable(&batch->writers), count, err,
 		                         sizeof(err)) < 0)
 			batch_spool_failed(batch, err);
-		(void)(fd >= 0 ? ms_spool_poke_fd(fd)
-		               : ms_spool_poke(batch->muser->learner_socket));
+		if (fd >= 0)
+			(void)ms_spool_poke_fd(fd);
+		else if (!asked)
+			(void)ms_spool_poke(batch->muser->learner_socket);
 	} else if (fd >= 0) {
 		(void)close(fd);
 	}

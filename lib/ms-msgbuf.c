@@ -1,4 +1,5 @@
 #include "ms-msgbuf.h"
+#include "ms-util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -87,24 +88,6 @@ ms_msgbuf_size(const struct ms_msgbuf *buf)
 	return buf->fd == -1 ? buf->mem_size : buf->file_size;
 }
 
-static int
-write_all(int fd, const void *data, size_t size)
-{
-	const unsigned char *p = data;
-	ssize_t ret;
-
-	while (size > 0) {
-		if ((ret = write(fd, p, size)) < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += ret;
-		size -= (size_t)ret;
-	}
-	return 0;
-}
-
 /* The file is unlinked at once: a crash leaves nothing behind. */
 static int
 spill_to_file(struct ms_msgbuf *buf)
@@ -120,7 +103,7 @@ spill_to_file(struct ms_msgbuf *buf)
 	if ((fd = mkstemp(path)) == -1)
 		return -1;
 	(void)unlink(path);
-	if (write_all(fd, buf->mem, buf->mem_size) < 0) {
+	if (ms_write_all(fd, buf->mem, buf->mem_size) < 0) {
 		int saved = errno;
 		(void)close(fd);
 		errno = saved;
@@ -163,7 +146,7 @@ ms_msgbuf_append(struct ms_msgbuf *buf, const void *data, size_t size)
 			return -1;
 	}
 	if (buf->fd != -1) {
-		if (write_all(buf->fd, data, size) < 0)
+		if (ms_write_all(buf->fd, data, size) < 0)
 			return -1;
 		buf->file_size += size;
 		return 0;

@@ -1,4 +1,5 @@
 #include "ms-sendmail.h"
+#include "ms-util.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -10,22 +11,6 @@
 #include <unistd.h>
 
 #define MS_SENDMAIL_MAX_RCPTS 64
-
-static int
-write_all(int fd, const unsigned char *data, size_t size)
-{
-	while (size > 0) {
-		ssize_t ret = write(fd, data, size);
-
-		if (ret < 0 && errno == EINTR)
-			continue;
-		if (ret <= 0)
-			return -1;
-		data += ret;
-		size -= (size_t)ret;
-	}
-	return 0;
-}
 
 static void
 exec_sendmail(const char *path, const char *from, const char *const *rcpts, int input_fd)
@@ -94,7 +79,7 @@ ms_sendmail(const char *path, const char *from, const char *const *rcpts, const 
 	}
 	close(fds[0]);
 	old_pipe = signal(SIGPIPE, SIG_IGN);
-	write_ret = write_all(fds[1], data, size);
+	write_ret = ms_write_all(fds[1], data, size);
 	close(fds[1]);
 	signal(SIGPIPE, old_pipe);
 	while (waitpid(pid, &status, 0) < 0) {

@@ -171,8 +171,6 @@ publish(struct pin *p, char *err, size_t errlen)
 {
 	char tmp[PATH_MAX], dst[PATH_MAX], dir[PATH_MAX];
 	const char *what = NULL;
-	size_t off = 0;
-	ssize_t ret;
 	int fd;
 
 	snprintf(tmp, sizeof(tmp), "%s/tmp/%s", p->spool_dir, p->unique);
@@ -185,14 +183,9 @@ publish(struct pin *p, char *err, size_t errlen)
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return ms_error(err, errlen, "open(%s): %s", tmp, strerror(errno));
-	while (what == NULL && off < p->out_len) {
-		ret = write(fd, p->out + off, p->out_len - off);
-		if (ret < 0 && errno != EINTR)
-			what = "write";
-		else if (ret > 0)
-			off += (size_t)ret;
-	}
-	if (what == NULL && fdatasync(fd) < 0)
+	if (ms_write_all(fd, p->out, p->out_len) < 0)
+		what = "write";
+	else if (fdatasync(fd) < 0)
 		what = "fdatasync";
 	if (close(fd) < 0 && what == NULL)
 		what = "close";

@@ -118,24 +118,6 @@ valid_user(const char *user)
 	return 1;
 }
 
-static int
-write_all(int fd, const void *data, size_t size)
-{
-	const char *p = data;
-	ssize_t ret;
-
-	while (size > 0) {
-		ret = write(fd, p, size);
-		if (ret < 0 && errno == EINTR)
-			continue;
-		if (ret < 0)
-			return -1;
-		p += ret;
-		size -= (size_t)ret;
-	}
-	return 0;
-}
-
 /* Opens a fresh tmp/ file; a clash (pid reuse) just takes the next name. */
 static int
 open_tmp(struct ms_spool_writer *w, const char *spool_dir, char *err, size_t errlen)
@@ -171,7 +153,7 @@ writer_failed(struct ms_spool_writer *w, char *err, size_t errlen)
 static int
 writer_flush(struct ms_spool_writer *w, char *err, size_t errlen)
 {
-	if (w->buf_len > 0 && write_all(w->fd, w->buf, w->buf_len) < 0)
+	if (w->buf_len > 0 && ms_write_all(w->fd, w->buf, w->buf_len) < 0)
 		return writer_failed(w, err, errlen);
 	w->buf_len = 0;
 	return 0;
@@ -185,7 +167,7 @@ writer_out(struct ms_spool_writer *w, const void *data, size_t size, char *err, 
 	if (w->buf_len + size > sizeof(w->buf) && writer_flush(w, err, errlen) < 0)
 		return -1;
 	if (size >= sizeof(w->buf)) {
-		if (write_all(w->fd, data, size) < 0)
+		if (ms_write_all(w->fd, data, size) < 0)
 			return writer_failed(w, err, errlen);
 	} else {
 		memcpy(w->buf + w->buf_len, data, size);

@@ -1,5 +1,6 @@
 #include "ms-util.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -27,4 +28,27 @@ ms_fsync_dir(const char *path)
 	if (close(fd) < 0)
 		ret = -1;
 	return ret;
+}
+
+int
+ms_write_all(int fd, const void *data, size_t size)
+{
+	const unsigned char *p = data;
+	ssize_t ret;
+
+	while (size > 0) {
+		ret = write(fd, p, size);
+		if (ret < 0 && errno == EINTR)
+			continue;
+		if (ret < 0)
+			return -1;
+		if (ret == 0) {
+			/* not for files, pipes or sockets: never loop on it */
+			errno = EIO;
+			return -1;
+		}
+		p += ret;
+		size -= (size_t)ret;
+	}
+	return 0;
 }

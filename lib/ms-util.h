@@ -11,4 +11,8 @@ int ms_error(char *err, size_t errlen, const char *fmt, ...) __attribute__((form
  * a crash. Returns 0, or -1 with errno set. */
 int ms_fsync_dir(const char *path);
 
+/* write() all of data, again after EINTR or a short write. Returns 0, or
+ * -1 with errno set. */
+int ms_write_all(int fd, const void *data, size_t size);
+
 #endif

@@ -207,16 +207,11 @@ static int
 start_manifest(struct pin *p)
 {
 	char header[MS_SPOOL_HEADER_MAX];
-	int len;
+	size_t len;
 
-	len = snprintf(header, sizeof(header),
-	               MS_SPOOL_MAGIC_LINKS "\nX-Mailsift-User: %s\nX-Mailsift-Class: %s\n"
-	                                    "X-Mailsift-Batch: ",
-	               p->entry.user, ms_spool_class_name(p->entry.cls));
-	p->count_off = (size_t)len;
-	len += snprintf(header + len, sizeof(header) - (size_t)len,
-	                "%010u\nX-Mailsift-Maildir: %s\n\n", 0u, p->entry.maildir);
-	return out_add(p, header, (size_t)len);
+	len = ms_spool_header(header, sizeof(header), MS_SPOOL_MAGIC_LINKS, p->entry.user,
+	                      p->entry.cls, true, p->entry.maildir, &p->count_off);
+	return out_add(p, header, len);
 }
 
 /* Fills in the count of the links made. */

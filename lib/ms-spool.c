@@ -223,6 +223,24 @@ writer_magic(const struct ms_spool_writer *w)
 	return w->batch ? MS_SPOOL_MAGIC_BATCH : MS_SPOOL_MAGIC;
 }
 
+size_t
+ms_spool_header(char *buf, size_t size, const char *magic, const char *user, enum ms_class cls,
+                bool batch, const char *maildir, size_t *count_off_r)
+{
+	int len;
+
+	len = snprintf(buf, size, "%s\nX-Mailsift-User: %s\nX-Mailsift-Class: %s\n", magic, user,
+	               ms_spool_class_name(cls));
+	if (batch)
+		len += snprintf(buf + len, size - (size_t)len,
+		                "X-Mailsift-Batch: " BATCH_COUNT_FMT "\n", 0u);
+	*count_off_r = (size_t)len - BATCH_COUNT_WIDTH - 1;
+	if (maildir != NULL)
+		len += snprintf(buf + len, size - (size_t)len, "X-Mailsift-Maildir: %s\n", maildir);
+	buf[len++] = '\n';
+	return (size_t)len;
+}
+
 /* maildir: NULL, or the Maildir of a batch of references (format 4). */
 static int
 writer_start(const char *spool_dir, const char *user, enum ms_class cls, bool batch,
@@ -230,7 +248,7 @@ writer_start(const char *spool_dir, const char *user, enum ms_class cls, bool ba
 {
 	struct ms_spool_writer *w;
 	char header[MS_SPOOL_HEADER_MAX];
-	int len;
+	size_t len, count_off;
 
 	if (!valid_user(user))
 		return ms_error(err, errlen, "invalid user name for the spool");
@@ -256,18 +274,10 @@ writer_start(const char *spool_dir, const char *user, enum ms_class cls, bool ba
 		free(w);
 		return -1;
 	}
-	/* at most 1,400 bytes: the header always fits */
-	len = snprintf(header, sizeof(header), "%s\nX-Mailsift-User: %s\nX-Mailsift-Class: %s\n",
-	               writer_magic(w), user, ms_spool_class_name(cls));
-	if (batch)
-		len += snprintf(header + len, sizeof(header) - (size_t)len,
-		                "X-Mailsift-Batch: " BATCH_COUNT_FMT "\n", 0u);
-	w->count_offset = len - BATCH_COUNT_WIDTH - 1;
-	if (maildir != NULL)
-		len += snprintf(header + len, sizeof(header) - (size_t)len,
-		                "X-Mailsift-Maildir: %s\n", maildir);
-	header[len++] = '\n';
-	if (writer_out(w, header, (size_t)len, err, errlen) < 0) {
+	len = ms_spool_header(header, sizeof(header), writer_magic(w), user, cls, batch, maildir,
+	                      &count_off);
+	w->count_offset = (off_t)count_off;
+	if (writer_out(w, header, len, err, errlen) < 0) {
 		ms_spool_abort(&w);
 		return -1;
 	}

@@ -88,6 +88,12 @@ int ms_spool_refs_begin(const char *spool_dir, const char *user, enum ms_class c
  * to MS_SPOOL_REF_MAX bytes of 0x21-0x7e except '/', not starting with '.'.
  * Nothing is looked at on disk. */
 int ms_spool_record_ref(struct ms_spool_writer *writer, const char *ref, char *err, size_t errlen);
+/* The header of a spool file, blank line included, into buf (at least
+ * MS_SPOOL_HEADER_MAX bytes: a valid user and maildir always fit): the
+ * magic line, user, class, for a batch a zero count (its 10 digits at
+ * *count_off_r), maildir if not NULL. Returns its length. */
+size_t ms_spool_header(char *buf, size_t size, const char *magic, const char *user,
+                       enum ms_class cls, bool batch, const char *maildir, size_t *count_off_r);
 /* The checks the writer and the reader apply (len bytes, no NUL needed). */
 bool ms_spool_maildir_valid(const char *maildir, size_t len);
 bool ms_spool_ref_valid(const char *ref, size_t len);

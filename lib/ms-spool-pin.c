@@ -35,16 +35,9 @@ struct pin {
 static bool
 unique_fits(const char *unique)
 {
-	const char *p;
+	size_t len = strlen(unique);
 
-	if (strlen(unique) + 1 + 10 > MS_SPOOL_LINK_MAX)
-		return false;
-	for (p = unique; *p != '\0'; p++) {
-		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-		      (*p >= '0' && *p <= '9') || *p == '.' || *p == '_' || *p == '-'))
-			return false;
-	}
-	return true;
+	return len + 1 + 10 <= MS_SPOOL_LINK_MAX && ms_spool_link_name_valid(unique, len);
 }
 
 static int

@@ -456,22 +456,33 @@ next_record(struct ms_spool_entry *entry, char *err, size_t errlen)
 	return 0;
 }
 
+bool
+ms_spool_link_name_valid(const char *name, size_t len)
+{
+	size_t i;
+
+	if (len == 0 || len > MS_SPOOL_LINK_MAX || name[0] == '.')
+		return false;
+	for (i = 0; i < len; i++) {
+		if (!((name[i] >= 'a' && name[i] <= 'z') || (name[i] >= 'A' && name[i] <= 'Z') ||
+		      (name[i] >= '0' && name[i] <= '9') || name[i] == '.' || name[i] == '_' ||
+		      name[i] == '-'))
+			return false;
+	}
+	return true;
+}
+
 /* A link record (format 3): "@<name>\n", the name of a file in msg/. */
 static int
 next_link(struct ms_spool_entry *entry, char *err, size_t errlen)
 {
 	const unsigned char *p = entry->next + 1, *end = entry->end, *nl;
-	size_t len, i;
+	size_t len;
 
 	nl = memchr(p, '\n', (size_t)(end - p));
 	len = nl == NULL ? 0 : (size_t)(nl - p);
-	if (len == 0 || len > MS_SPOOL_LINK_MAX || p[0] == '.')
+	if (!ms_spool_link_name_valid((const char *)p, len))
 		return ms_error(err, errlen, "bad link line");
-	for (i = 0; i < len; i++) {
-		if (!((p[i] >= 'a' && p[i] <= 'z') || (p[i] >= 'A' && p[i] <= 'Z') ||
-		      (p[i] >= '0' && p[i] <= '9') || p[i] == '.' || p[i] == '_' || p[i] == '-'))
-			return ms_error(err, errlen, "bad link line");
-	}
 	memcpy(entry->link, p, len);
 	entry->link[len] = '\0';
 	entry->next = nl + 1;

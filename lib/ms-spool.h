@@ -133,6 +133,10 @@ int ms_spool_poke_fd(int fd);
 
 /* ---- the consumer ---- */
 
+/* A name in msg/ a link record may carry: 1 to MS_SPOOL_LINK_MAX bytes of
+ * A-Z a-z 0-9 . _ -, not starting with '.' (never a path). */
+bool ms_spool_link_name_valid(const char *name, size_t len);
+
 /* Create spool_dir and its tmp/, new/, bad/, msg/; chown them to uid:gid unless
  * uid is (uid_t)-1. Existing directories are kept. */
 int ms_spool_mkdirs(const char *spool_dir, uid_t uid, gid_t gid, char *err, size_t errlen);

@@ -283,6 +283,17 @@ class Env:
         pairs = (line.split(": ", 1) for line in out.splitlines() if ": " in line)
         return {k: (v if k == "user" else int(v)) for k, v in pairs}
 
+    def listen_as_learner(self, backlog=16):
+        """The learner socket, listening and never read: to a producer a
+        learner is up (the plugin names files, format 4), but nothing pins
+        or learns them. Closed at cleanup."""
+        sock = socket.socket(socket.AF_UNIX)
+        sock.bind(self.path("learner.sock"))
+        sock.listen(backlog)
+        os.chmod(self.path("learner.sock"), 0o777)  # imap runs as vmail
+        self.on_cleanup(sock.close)
+        return sock
+
     def learner_request(self, line, body=None):
         """One request on the learner socket; returns the reply line."""
         s = socket.socket(socket.AF_UNIX)

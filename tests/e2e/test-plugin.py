@@ -6,7 +6,6 @@ must appear in the spool, and be learned, exactly when the issue says
 learnroute.RouteTests; the plugin's own settings are tested here."""
 import imaplib
 import os
-import socket
 
 import harness
 from learnroute import (USER, Imap, LearnerRouteTests, RouteTests, classes, dovecot_log,
@@ -80,18 +79,8 @@ class PluginTest(LearnerRouteTests, RouteTests, harness.TestCase):
         self.assertEqual(self.env.learner_request("STATS").split()[:3],
                          ["OK", "learned_spam=50", "learned_ham=0"])
 
-    def listening_socket(self, backlog=16):
-        """A learner socket that listens and never reads: to the plugin a
-        learner is up (it names the files, format 4), but nothing pins them."""
-        listener = socket.socket(socket.AF_UNIX)
-        listener.bind(self.env.path("learner.sock"))
-        listener.listen(backlog)
-        self.addCleanup(listener.close)
-        os.chmod(self.env.path("learner.sock"), 0o777)  # imap runs as vmail
-        return listener
-
     def test_learner_up_gets_references_and_learns_renamed_files(self):
-        listener = self.listening_socket()
+        listener = self.env.listen_as_learner()
         self.start()
         msgs = learnable(50)
         # one manifest naming the 50 files Dovecot's MOVE made in Junk:
@@ -236,7 +225,7 @@ class PluginTest(LearnerRouteTests, RouteTests, harness.TestCase):
     def test_hung_learner_does_not_block_moves(self):
         # A learner socket that is listening but never accepts: the poke
         # must not wait (the client's timeout turns a hang into a failure).
-        self.listening_socket(backlog=0)
+        self.env.listen_as_learner(backlog=0)
         self.start()
         imap = self.client()
         imap.conn.sock.settimeout(60)

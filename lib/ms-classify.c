@@ -10,12 +10,13 @@
 const struct ms_classify_params ms_classify_defaults = {
         .s = 0.2,
         .x = 0.55,
-        .min_dev = 0.42,
+        .min_dev = 0.40,
         .max_tokens = 0,
         .tokens_per_dof = 16,
         .pair_weight = 0.5,
         .header_apart = 1,
         .meta_apart = 1,
+        .group_max = 3,
 };
 
 double
@@ -71,7 +72,8 @@ ms_chi2q(double x2, unsigned int dof)
 
 struct evidence {
 	double f, weight;
-	unsigned int part; /* PART_BODY, PART_HEADER or PART_META */
+	uint32_t spam, ham; /* the counts: tokens with the same ones form a group */
+	unsigned int part;  /* PART_BODY, PART_HEADER or PART_META */
 };
 
 enum { PART_BODY, PART_HEADER, PART_META, PARTS };
@@ -94,6 +96,46 @@ cmp_deviation_desc(const void *a, const void *b)
 	       db = deviation(((const struct evidence *)b)->f);
 
 	return da < db ? 1 : da > db ? -1 : 0;
+}
+
+static int
+cmp_group(const void *a, const void *b)
+{
+	const struct evidence *x = a, *y = b;
+
+	if (x->part != y->part)
+		return x->part < y->part ? -1 : 1;
+	if (x->spam != y->spam)
+		return x->spam < y->spam ? -1 : 1;
+	return x->ham < y->ham ? -1 : x->ham > y->ham;
+}
+
+/* one group: the run of tokens from start with start's part and counts */
+static size_t
+group_end(const struct evidence *ev, size_t used, size_t start, double *weight_r)
+{
+	size_t end;
+
+	*weight_r = 0.0;
+	for (end = start; end < used && cmp_group(&ev[start], &ev[end]) == 0; end++)
+		*weight_r += ev[end].weight;
+	return end;
+}
+
+static void
+weigh_groups(const struct ms_classify_params *params, struct evidence *ev, size_t used)
+{
+	size_t start, end, i;
+	double weight;
+
+	if (params->group_max <= 0.0)
+		return;
+	qsort(ev, used, sizeof(*ev), cmp_group);
+	for (start = 0; start < used; start = end) {
+		end = group_end(ev, used, start, &weight);
+		for (i = start; weight > params->group_max && i < end; i++)
+			ev[i].weight *= params->group_max / weight;
+	}
 }
 
 static unsigned int
@@ -143,6 +185,8 @@ ms_classify(const struct ms_classify_params *params, const struct ms_token_count
 		if (deviation(f) < params->min_dev)
 			continue;
 		ev[used].f = f;
+		ev[used].spam = counts[i].spam;
+		ev[used].ham = counts[i].ham;
 		ev[used].weight =
 		        hashes != NULL && ms_token_is_pair(hashes[i]) ? params->pair_weight : 1.0;
 		ev[used++].part = token_part(params, hashes != NULL ? hashes[i] : 0);
@@ -151,6 +195,7 @@ ms_classify(const struct ms_classify_params *params, const struct ms_token_count
 		qsort(ev, used, sizeof(*ev), cmp_deviation_desc);
 		used = params->max_tokens;
 	}
+	weigh_groups(params, ev, used);
 	for (i = 0; i < used; i++) {
 		struct fisher *fi = &parts[ev[i].part];
 

@@ -35,6 +35,13 @@ struct ms_classify_params {
 	 * together (an HTML mail has 8 or 9), and with the words they were
 	 * counted as that many observations. */
 	int meta_apart;
+	/* Tokens of one part with the same counts (spam and ham sightings)
+	 * were most likely learned from the same messages: a sender's own
+	 * product names all seen in one spam, a mailing list's header fields
+	 * all seen in the same 40. Counted one by one they repeat one piece of
+	 * evidence dozens of times, so such a group weighs at most group_max
+	 * (its tokens share that weight). 0: no limit. */
+	double group_max;
 };
 
 extern const struct ms_classify_params ms_classify_defaults;

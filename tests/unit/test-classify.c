@@ -219,56 +219,102 @@ START_TEST(test_selection)
 }
 END_TEST
 
+START_TEST(test_groups)
+{
+	struct ms_token_counts counts[] = {
+	        {.spam = 4, .ham = 0}, /* f = 0.9 */
+	        {.spam = 4, .ham = 0}, /* the same counts: the same group */
+	        {.spam = 3, .ham = 1}, /* f = 0.7, a group of its own */
+	};
+	const uint64_t header[] = {0x10, 0x20 | MS_TOKEN_HEADER_BIT, 0x30};
+	struct ms_classify_params params = plain;
+	double score, p, q;
+	unsigned int used;
+
+	/* no limit: three tokens, P = 0.9 * 0.9 * 0.7, dof 6 */
+	p = 0.567, q = 0.003;
+	ck_assert_int_eq(ms_classify(&params, counts, NULL, 3, 10, 10, &score, &used), 0);
+	ck_assert_close(score,
+	                (1 + p * (1 - log(p) + log(p) * log(p) / 2) -
+	                 q * (1 - log(q) + log(q) * log(q) / 2)) /
+	                        2,
+	                1e-12);
+	/* groups weigh at most 1: the two 0.9 share one observation, so
+	 * P = 0.9^(1/2) 0.9^(1/2) 0.7 = 0.63 with weight 2, dof 4 */
+	params.group_max = 1.0;
+	p = 0.63, q = 0.03;
+	ck_assert_int_eq(ms_classify(&params, counts, NULL, 3, 10, 10, &score, &used), 0);
+	ck_assert_close(score, (1 + p * (1 - log(p)) - q * (1 - log(q))) / 2, 1e-12);
+	ck_assert_uint_eq(used, 3);
+	/* a limit above the group's weight changes nothing */
+	params.group_max = 2.0;
+	p = 0.567, q = 0.003;
+	ck_assert_int_eq(ms_classify(&params, counts, NULL, 3, 10, 10, &score, &used), 0);
+	ck_assert_close(score,
+	                (1 + p * (1 - log(p) + log(p) * log(p) / 2) -
+	                 q * (1 - log(q) + log(q) * log(q) / 2)) /
+	                        2,
+	                1e-12);
+	/* the same counts in another part are another group: the header's 0.9
+	 * and the body's 0.9 and 0.7 (test_combine), each part at full weight */
+	params.group_max = 1.0;
+	params.header_apart = 1;
+	p = 0.63, q = 0.03;
+	ck_assert_int_eq(ms_classify(&params, counts, header, 3, 10, 10, &score, &used), 0);
+	ck_assert_close(score, (0.9 + (1 + p * (1 - log(p)) - q * (1 - log(q))) / 2) / 2, 1e-12);
+}
+END_TEST
+
 START_TEST(test_defaults_evidence)
 {
-	/* s = 0.2, x = 0.55, min_dev = 0.42, k = 16, pair weight 0.5, header,
+	/* s = 0.2, x = 0.55, min_dev = 0.40, k = 16, pair weight 0.5, header,
 	 * body and metatokens apart, 100 learns of each class: a token seen
-	 * once takes part when it was spam, not when it was ham, and a token
-	 * seen in both classes only when it is 11.5 times likelier in one
-	 * (doc/classifier.md) */
+	 * once takes part whatever its class, and a token seen in both classes
+	 * only when it is about 9 times likelier in one (doc/classifier.md) */
 	struct ms_token_counts counts[] = {
 	        {.spam = 1, .ham = 0},  /* f = 1.11 / 1.2 = 0.925 */
-	        {.spam = 0, .ham = 1},  /* f = 0.11 / 1.2 = 0.0917: left out */
+	        {.spam = 0, .ham = 1},  /* f = 0.11 / 1.2 = 0.0917 */
 	        {.spam = 0, .ham = 2},  /* f = 0.11 / 2.2 = 0.05 */
 	        {.spam = 3, .ham = 1},  /* f = 3.11 / 4.2 = 0.7405: left out */
-	        {.spam = 10, .ham = 1}, /* f = 10.11 / 11.2 = 0.9027: left out */
-	        {.spam = 0, .ham = 3},  /* f = 0.11 / 3.2 = 0.0344 */
+	        {.spam = 8, .ham = 1},  /* f = 8.11 / 9.2 = 0.8815: left out */
+	        {.spam = 10, .ham = 1}, /* f = 10.11 / 11.2 = 0.9027 */
 	};
-	double f1 = 1.11 / 1.2, f2 = 0.11 / 2.2, f3 = 0.11 / 3.2, score;
-	unsigned int used;
+	double f[] = {1.11 / 1.2, 0.11 / 1.2, 0.11 / 2.2, 10.11 / 11.2}, h = 1.0, s = 1.0, score;
+	unsigned int used, i;
 
 	ck_assert_int_eq(
 	        ms_classify(&ms_classify_defaults, counts, NULL, 6, 100, 100, &score, &used), 0);
-	ck_assert_uint_eq(used, 3);
-	/* k = 16: statistics divided by 16, dof 2 * ceil(3 / 16) = 2, so
-	 * H = (f1 f2 f3)^(1/16) and S = ((1 - f1)(1 - f2)(1 - f3))^(1/16) */
-	ck_assert_close(
-	        score,
-	        (1 + pow(f1 * f2 * f3, 1.0 / 16) - pow((1 - f1) * (1 - f2) * (1 - f3), 1.0 / 16)) /
-	                2,
-	        1e-12);
-	/* the third token a sparse pair: it weighs 0.5, dof 2 * ceil(2.5 / 16) */
+	ck_assert_uint_eq(used, 4);
+	/* k = 16: statistics divided by 16, dof 2 * ceil(4 / 16) = 2, so
+	 * H = (f1 f2 f3 f4)^(1/16) and S likewise of the 1 - f */
+	for (i = 0; i < 4; i++)
+		h *= f[i], s *= 1 - f[i];
+	ck_assert_close(score, (1 + pow(h, 1.0 / 16) - pow(s, 1.0 / 16)) / 2, 1e-12);
+	/* the third token a sparse pair: it weighs 0.5, dof 2 * ceil(3.5 / 16) */
 	const uint64_t hashes[] = {0x10, 0x20, 0x30 | MS_TOKEN_PAIR_BIT, 0x40, 0x50, 0x60};
 	ck_assert_int_eq(
 	        ms_classify(&ms_classify_defaults, counts, hashes, 6, 100, 100, &score, &used), 0);
-	ck_assert_close(score,
-	                (1 + pow(f1 * sqrt(f2) * f3, 1.0 / 16) -
-	                 pow((1 - f1) * sqrt(1 - f2) * (1 - f3), 1.0 / 16)) /
-	                        2,
-	                1e-12);
-	/* the first token from the header, the last a metatoken: header, body
-	 * and metatokens are scored apart, one token each (dof 2, statistics
-	 * divided by 16), and averaged */
-	const uint64_t apart[] = {0x10 | MS_TOKEN_HEADER_BIT, 0x20, 0x30, 0x40, 0x50,
-	                          0x60 | MS_TOKEN_META_BIT};
+	h = f[0] * f[1] * sqrt(f[2]) * f[3];
+	s = (1 - f[0]) * (1 - f[1]) * sqrt(1 - f[2]) * (1 - f[3]);
+	ck_assert_close(score, (1 + pow(h, 1.0 / 16) - pow(s, 1.0 / 16)) / 2, 1e-12);
+	/* the first token from the header, the second a metatoken: header,
+	 * body and metatokens are scored apart and averaged */
+	const uint64_t apart[] = {
+	        0x10 | MS_TOKEN_HEADER_BIT, 0x20 | MS_TOKEN_META_BIT, 0x30, 0x40, 0x50, 0x60};
 	ck_assert_int_eq(
 	        ms_classify(&ms_classify_defaults, counts, apart, 6, 100, 100, &score, &used), 0);
+	h = f[2] * f[3], s = (1 - f[2]) * (1 - f[3]);
 	ck_assert_close(score,
-	                ((1 + pow(f1, 1.0 / 16) - pow(1 - f1, 1.0 / 16)) / 2 +
-	                 (1 + pow(f2, 1.0 / 16) - pow(1 - f2, 1.0 / 16)) / 2 +
-	                 (1 + pow(f3, 1.0 / 16) - pow(1 - f3, 1.0 / 16)) / 2) /
+	                ((1 + pow(f[0], 1.0 / 16) - pow(1 - f[0], 1.0 / 16)) / 2 +
+	                 (1 + pow(f[1], 1.0 / 16) - pow(1 - f[1], 1.0 / 16)) / 2 +
+	                 (1 + pow(h, 1.0 / 16) - pow(s, 1.0 / 16)) / 2) /
 	                        3,
 	                1e-12);
+	/* five tokens seen once in spam: one group, weighing 3 of their 5 */
+	struct ms_token_counts same[5] = {{1, 0}, {1, 0}, {1, 0}, {1, 0}, {1, 0}};
+	ck_assert_int_eq(ms_classify(&ms_classify_defaults, same, NULL, 5, 100, 100, &score, &used),
+	                 0);
+	ck_assert_close(score, (1 + pow(f[0], 3.0 / 16) - pow(1 - f[0], 3.0 / 16)) / 2, 1e-12);
 }
 END_TEST
 
@@ -278,15 +324,16 @@ START_TEST(test_extremes)
 	double score;
 	unsigned int used, i;
 
+	/* counts all different: no two tokens form a group */
 	for (i = 0; i < 5000; i++)
-		counts[i].spam = 100;
+		counts[i].spam = 100 + i;
 	ck_assert_int_eq(
 	        ms_classify(&ms_classify_defaults, counts, NULL, 5000, 1000, 1000, &score, &used),
 	        0);
 	ck_assert(score > 0.999 && score <= 1.0);
 	for (i = 0; i < 5000; i++) {
 		counts[i].spam = 0;
-		counts[i].ham = 100;
+		counts[i].ham = 100 + i;
 	}
 	ck_assert_int_eq(
 	        ms_classify(&ms_classify_defaults, counts, NULL, 5000, 1000, 1000, &score, &used),
@@ -309,6 +356,7 @@ main(void)
 	tcase_add_test(tc, test_header_apart);
 	tcase_add_test(tc, test_meta_apart);
 	tcase_add_test(tc, test_selection);
+	tcase_add_test(tc, test_groups);
 	tcase_add_test(tc, test_defaults_evidence);
 	tcase_add_test(tc, test_extremes);
 	suite_add_tcase(s, tc);

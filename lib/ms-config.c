@@ -57,7 +57,7 @@ static const struct ms_config_key ms_config_keys[] = {
         KEY(redis_prefix, MS_CFG_STR, "ms"),
         KEY(redis_timeout_msecs, MS_CFG_MSECS, "500"),
         KEY(token_table_bits, MS_CFG_UINT, "22"),
-        KEY(spam_threshold, MS_CFG_PROB, "0.66"),
+        KEY(spam_threshold, MS_CFG_PROB, "0.55"),
         KEY(per_user, MS_CFG_BOOL, "no"),
         KEY(junk_mailbox, MS_CFG_STR, "Junk"),
         KEY(spool_dir, MS_CFG_STR, "/var/spool/mailsift"),

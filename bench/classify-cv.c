@@ -12,8 +12,10 @@
  * 1% false positives (the operating region of a filter that files mail
  * away), and the spam_threshold that keeps the false positives at or under
  * 0.1% in both partitions. doc/classifier.md has the figures.
- * usage: classify-cv CORPUS [EVERY]  (the spamassassin/ folder; EVERY > 1
- * keeps only every EVERY-th training message, to see a smaller site)
+ * usage: classify-cv CORPUS [EVERY [DRAW]]  (the spamassassin/ folder;
+ * EVERY > 1 keeps only every EVERY-th training message, to see a smaller
+ * site, starting from the DRAW-th, 0 <= DRAW < EVERY: EVERY draws of that
+ * size, disjoint, and one draw alone is a noisy sample of it)
  * environment: MS_TUNE_NO_GRID=1 skips the grid; MS_TUNE_SHOW=N names the N
  * highest-scoring ham and lowest-scoring spam of each partition;
  * MS_TUNE_HEADER_APART=0 measures (grid included) one combination of header
@@ -334,6 +336,41 @@ show_worst(const struct partition *p, size_t n)
 }
 
 static void
+grid_point(const struct ms_classify_params *p, struct partition *parts, size_t nparts,
+           double *pauc_r)
+{
+	struct metrics m;
+	size_t i;
+
+	printf("%g %g %g %u %g %g %g |", p->s, p->x, p->min_dev, p->max_tokens, p->tokens_per_dof,
+	       p->pair_weight, p->group_max);
+	*pauc_r = 0.0;
+	for (i = 0; i < nparts; i++) {
+		measure(p, &parts[i], &m);
+		printf(" %.4f / %zu / %.1f", m.roca, m.fn_at_goal, m.pauc);
+		*pauc_r += m.pauc / (double)nparts;
+	}
+	printf(" | %.1f\n", *pauc_r);
+}
+
+/* the weight limit of same-count tokens, the other parameters at their
+ * defaults (0: no limit) */
+static void
+grid_groups(struct partition *parts, size_t nparts)
+{
+	static const double gmax[] = {0.0, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0};
+	struct ms_classify_params p;
+	double pauc;
+	size_t a;
+
+	for (a = 0; a < sizeof(gmax) / sizeof(*gmax); a++) {
+		p = tuned;
+		p.group_max = gmax[a];
+		grid_point(&p, parts, nparts, &pauc);
+	}
+}
+
+static void
 grid(struct partition *parts, size_t nparts)
 {
 	/* the defaults must be a point of the grid: bench/accuracy ranks it
@@ -343,32 +380,23 @@ grid(struct partition *parts, size_t nparts)
 	                    gpw[] = {1.0, 0.5, 0.25, 0.125};
 	struct ms_classify_params p, best = tuned;
 	double best_pauc = 1e9;
-	size_t a, b, c, e, w, i;
+	size_t a, b, c, e, w;
 
-	printf("grid: s x min_dev max_tokens k pair_weight | per partition: (1-ROCA)%% / missed at "
-	       "<= 0.1%% FP / mean missed over 0-1%% FP | mean of the last\n");
+	printf("grid: s x min_dev max_tokens k pair_weight group_max | per partition: "
+	       "(1-ROCA)%% / missed at <= 0.1%% FP / mean missed over 0-1%% FP | mean of the "
+	       "last\n");
 	for (a = 0; a < sizeof(gs) / sizeof(*gs); a++)
 		for (b = 0; b < 2; b++)
 			for (c = 0; c < 5; c++)
 				for (e = 0; e < 4; e++)
 					for (w = 0; w < 4; w++) {
-						struct metrics m;
-						double pauc = 0.0;
+						double pauc;
 
 						p = tuned;
 						p.s = gs[a], p.x = gx[b], p.min_dev = gdev[c];
 						p.max_tokens = 0, p.tokens_per_dof = gk[e];
 						p.pair_weight = gpw[w];
-						printf("%g %g %g %u %g %g |", p.s, p.x, p.min_dev,
-						       p.max_tokens, p.tokens_per_dof,
-						       p.pair_weight);
-						for (i = 0; i < nparts; i++) {
-							measure(&p, &parts[i], &m);
-							printf(" %.4f / %zu / %.1f", m.roca,
-							       m.fn_at_goal, m.pauc);
-							pauc += m.pauc / (double)nparts;
-						}
-						printf(" | %.1f\n", pauc);
+						grid_point(&p, parts, nparts, &pauc);
 						if (pauc < best_pauc) {
 							best_pauc = pauc;
 							best = p;
@@ -378,6 +406,7 @@ grid(struct partition *parts, size_t nparts)
 	       "pair_weight=%g (%.1f)\n",
 	       best.s, best.x, best.min_dev, best.max_tokens, best.tokens_per_dof, best.pair_weight,
 	       best_pauc);
+	grid_groups(parts, nparts);
 }
 
 /* The defaults in detail, and the threshold: the lowest score, rounded up
@@ -389,10 +418,10 @@ defaults(struct partition *parts, size_t nparts)
 	struct metrics m;
 	size_t i, j;
 
-	printf("defaults: s=%g x=%g min_dev=%g max_tokens=%u k=%g pair_weight=%g header_apart=%d "
-	       "meta_apart=%d\n",
+	printf("defaults: s=%g x=%g min_dev=%g max_tokens=%u k=%g pair_weight=%g group_max=%g "
+	       "header_apart=%d meta_apart=%d\n",
 	       tuned.s, tuned.x, tuned.min_dev, tuned.max_tokens, tuned.tokens_per_dof,
-	       tuned.pair_weight, tuned.header_apart, tuned.meta_apart);
+	       tuned.pair_weight, tuned.group_max, tuned.header_apart, tuned.meta_apart);
 	for (i = 0; i < nparts; i++) {
 		measure(&tuned, &parts[i], &m);
 		if (i == 0)
@@ -432,13 +461,14 @@ main(int argc, char **argv)
 	const char *const *dirs[2] = {ham_dirs, spam_dirs};
 	struct message *msgs = NULL;
 	uint64_t learned[2] = {0, 0};
-	size_t i, n = 0, nfiles, every = argc > 2 ? strtoul(argv[2], NULL, 10) : 1;
+	size_t i, n = 0, nfiles, every = argc > 2 ? strtoul(argv[2], NULL, 10) : 1,
+	          draw = argc > 3 ? strtoul(argv[3], NULL, 10) : 0;
 	const char *top;
 	char **paths;
 	int cls;
 
-	if (argc < 2 || argc > 3 || every < 1) {
-		fprintf(stderr, "usage: classify-cv CORPUS [EVERY]\n");
+	if (argc < 2 || argc > 4 || every < 1 || draw >= every) {
+		fprintf(stderr, "usage: classify-cv CORPUS [EVERY [DRAW]]\n");
 		return 1;
 	}
 	top = argv[1];
@@ -452,7 +482,7 @@ main(int argc, char **argv)
 		if ((msgs = realloc(msgs, (n + nfiles / 2 + 1) * sizeof(*msgs))) == NULL)
 			die("realloc");
 		/* the training half: even positions */
-		for (i = 0; i < nfiles; i += 2 * every, n++) {
+		for (i = 2 * draw; i < nfiles; i += 2 * every, n++) {
 			tokenize_file(top, paths[i], &msgs[n]);
 			msgs[n].path = paths[i];
 			msgs[n].is_spam = cls;

@@ -5,6 +5,8 @@
 
 /* "$" + length digits + CRLF + argument + CRLF, for a short argument */
 #define RESP_SMALL_ARG 48
+/* what an argument adds to its own bytes: "$", up to 20 digits, 2 CRLF */
+#define RESP_ARG_FRAME 25
 
 void
 ms_resp_init(struct ms_resp *resp)
@@ -39,32 +41,53 @@ reserve(struct ms_resp *resp, size_t more)
 	return !resp->failed;
 }
 
-/* Decimal digits of value at p; returns their count. */
-static size_t
-put_uint(char *p, unsigned long long value)
+/* The decimal digits of value, written backwards so that they end just
+ * before end: one pass, no reversal, two digits a division (a slot number
+ * has seven). Returns where they start. */
+static char *
+put_uint_before(char *end, unsigned long long value)
 {
-	char digits[24];
-	size_t n = 0, i;
+	static const char pairs[] = "00010203040506070809101112131415161718192021222324"
+	                            "25262728293031323334353637383940414243444546474849"
+	                            "50515253545556575859606162636465666768697071727374"
+	                            "75767778798081828384858687888990919293949596979899";
+	unsigned int two;
 
-	do {
-		digits[n++] = (char)('0' + value % 10);
-		value /= 10;
-	} while (value != 0);
-	for (i = 0; i < n; i++)
-		p[i] = digits[n - 1 - i];
-	return n;
+	while (value >= 100) {
+		two = (unsigned int)(value % 100);
+		value /= 100;
+		end -= 2;
+		memcpy(end, pairs + 2 * two, 2);
+	}
+	if (value >= 10) {
+		end -= 2;
+		memcpy(end, pairs + 2 * value, 2);
+	} else {
+		*--end = (char)('0' + value);
+	}
+	return end;
 }
 
-static void
-put_header(struct ms_resp *resp, char type, unsigned long long value)
+/* type, value in decimal, CRLF at p; returns the end. Most headers of the
+ * token commands are one digit. */
+static char *
+put_header(char *p, char type, unsigned long long value)
 {
-	char *p = resp->data + resp->len;
+	char digits[24], *start;
+	size_t n;
 
 	*p++ = type;
-	p += put_uint(p, value);
+	if (value < 10) {
+		*p++ = (char)('0' + value);
+	} else {
+		start = put_uint_before(digits + sizeof(digits), value);
+		n = (size_t)(digits + sizeof(digits) - start);
+		memcpy(p, start, n);
+		p += n;
+	}
 	*p++ = '\r';
 	*p++ = '\n';
-	resp->len = (size_t)(p - resp->data);
+	return p;
 }
 
 void
@@ -73,19 +96,27 @@ ms_resp_command(struct ms_resp *resp, size_t nargs)
 	resp->len = 0;
 	resp->failed = false;
 	if (reserve(resp, RESP_SMALL_ARG))
-		put_header(resp, '*', nargs);
+		resp->len = (size_t)(put_header(resp->data, '*', nargs) - resp->data);
+}
+
+/* one argument of len bytes from arg at the end of resp: room is reserved */
+static void
+put_arg(struct ms_resp *resp, const void *arg, size_t len)
+{
+	char *p = put_header(resp->data + resp->len, '$', len);
+
+	memcpy(p, arg, len);
+	p += len;
+	*p++ = '\r';
+	*p++ = '\n';
+	resp->len = (size_t)(p - resp->data);
 }
 
 void
 ms_resp_arg(struct ms_resp *resp, const void *arg, size_t len)
 {
-	if (!reserve(resp, len + RESP_SMALL_ARG))
-		return;
-	put_header(resp, '$', len);
-	memcpy(resp->data + resp->len, arg, len);
-	resp->len += len;
-	resp->data[resp->len++] = '\r';
-	resp->data[resp->len++] = '\n';
+	if (reserve(resp, len + RESP_SMALL_ARG))
+		put_arg(resp, arg, len);
 }
 
 void
@@ -94,19 +125,70 @@ ms_resp_arg_str(struct ms_resp *resp, const char *arg)
 	ms_resp_arg(resp, arg, strlen(arg));
 }
 
+/* Room for prefix and digits of ms_resp_arg_uint: 8 + 20 */
+#define RESP_UINT_MAX 32
+
 void
 ms_resp_arg_uint(struct ms_resp *resp, const char *prefix, unsigned long long value)
 {
 	size_t plen = strlen(prefix), n;
-	char number[RESP_SMALL_ARG];
+	/* the number ends in the middle, so that a copy of a fixed
+	 * RESP_UINT_MAX bytes from its start stays inside */
+	char number[2 * RESP_UINT_MAX], *start, *p;
 
 	if (plen > 8) {
 		resp->failed = true;
 		return;
 	}
-	memcpy(number, prefix, plen);
-	n = plen + put_uint(number + plen, value);
-	ms_resp_arg(resp, number, n);
+	start = put_uint_before(number + RESP_UINT_MAX, value) - plen;
+	memcpy(start, prefix, plen);
+	n = (size_t)(number + RESP_UINT_MAX - start);
+	if (!reserve(resp, RESP_UINT_MAX + RESP_ARG_FRAME))
+		return;
+	p = put_header(resp->data + resp->len, '$', n);
+	/* a fixed-size copy is a few moves, not a call; what it copies past
+	 * the number is overwritten or beyond len */
+	memcpy(p, start, RESP_UINT_MAX);
+	p += n;
+	*p++ = '\r';
+	*p++ = '\n';
+	resp->len = (size_t)(p - resp->data);
+}
+
+void
+ms_resp_fixed_init(struct ms_resp_fixed *fixed)
+{
+	fixed->len = 0;
+	fixed->failed = false;
+}
+
+void
+ms_resp_fixed_add(struct ms_resp_fixed *fixed, const char *arg)
+{
+	size_t len = strlen(arg);
+	char *p;
+
+	if (len > sizeof(fixed->data) || fixed->len + len + RESP_ARG_FRAME > sizeof(fixed->data)) {
+		fixed->failed = true;
+		return;
+	}
+	p = put_header(fixed->data + fixed->len, '$', len);
+	memcpy(p, arg, len);
+	p += len;
+	*p++ = '\r';
+	*p++ = '\n';
+	fixed->len = (size_t)(p - fixed->data);
+}
+
+void
+ms_resp_arg_fixed(struct ms_resp *resp, const struct ms_resp_fixed *fixed)
+{
+	if (fixed->failed)
+		resp->failed = true;
+	if (!reserve(resp, fixed->len))
+		return;
+	memcpy(resp->data + resp->len, fixed->data, fixed->len);
+	resp->len += fixed->len;
 }
 
 bool

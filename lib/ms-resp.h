@@ -29,6 +29,20 @@ void ms_resp_arg_str(struct ms_resp *resp, const char *arg);
  * decimal, as one argument */
 void ms_resp_arg_uint(struct ms_resp *resp, const char *prefix, unsigned long long value);
 
+/* Arguments in wire form, encoded once and then appended by one copy: the
+ * ones a token command repeats for every token ("GET" "u40" before each
+ * slot). Like the command, it remembers a failure (an argument that did
+ * not fit) and hands it on to the command it is appended to. */
+struct ms_resp_fixed {
+	char data[64];
+	size_t len;
+	bool failed;
+};
+
+void ms_resp_fixed_init(struct ms_resp_fixed *fixed);
+void ms_resp_fixed_add(struct ms_resp_fixed *fixed, const char *arg);
+void ms_resp_arg_fixed(struct ms_resp *resp, const struct ms_resp_fixed *fixed);
+
 bool ms_resp_failed(const struct ms_resp *resp);
 
 #endif

@@ -145,10 +145,14 @@ static int
 append_updates(struct learn *l, char cls, bool unlearn)
 {
 	struct ms_resp *resp = &l->store->resp;
-	const char *delta = class_delta(cls, unlearn);
-	size_t i, end, delta_len = strlen(delta);
-	unsigned int s;
+	struct ms_resp_fixed incrby, delta;
+	size_t i, end;
 
+	ms_resp_fixed_init(&incrby);
+	ms_resp_fixed_add(&incrby, "INCRBY");
+	ms_resp_fixed_add(&incrby, "u40");
+	ms_resp_fixed_init(&delta);
+	ms_resp_fixed_add(&delta, class_delta(cls, unlearn));
 	for (i = 0; i < l->count; i = end) {
 		end = l->count - i > LEARN_CHUNK ? i + LEARN_CHUNK : l->count;
 		ms_resp_command(resp, 4 + 4 * (end - i));
@@ -157,11 +161,9 @@ append_updates(struct learn *l, char cls, bool unlearn)
 		ms_resp_arg(resp, "OVERFLOW", 8);
 		ms_resp_arg(resp, "SAT", 3);
 		for (; i < end; i++) {
-			s = ms_store_token_slot(l->store, l->hashes[i]);
-			ms_resp_arg(resp, "INCRBY", 6);
-			ms_resp_arg(resp, "u40", 3);
-			ms_resp_arg_uint(resp, "#", s);
-			ms_resp_arg(resp, delta, delta_len);
+			ms_resp_arg_fixed(resp, &incrby);
+			ms_resp_arg_uint(resp, "#", ms_store_token_slot(l->store, l->hashes[i]));
+			ms_resp_arg_fixed(resp, &delta);
 		}
 		if (ms_store_append_resp(l->store, l->ctx) < 0)
 			return -1;
@@ -307,10 +309,17 @@ send_after_commit(struct learn *l)
 {
 	struct ms_redis_conn *conn = ms_store_conn_of(l->store, l->ctx);
 	struct ms_resp *resp = &l->store->resp;
+	struct ms_resp_fixed set, one;
 	unsigned int sent = 0;
 	char bits[16], sweep[16];
 	size_t i, end;
 	int ret = 0;
+
+	ms_resp_fixed_init(&set);
+	ms_resp_fixed_add(&set, "SET");
+	ms_resp_fixed_add(&set, "u1");
+	ms_resp_fixed_init(&one);
+	ms_resp_fixed_add(&one, "1");
 
 	snprintf(bits, sizeof(bits), "%u", l->store->table_bits);
 	snprintf(sweep, sizeof(sweep), "%u",
@@ -322,11 +331,10 @@ send_after_commit(struct learn *l)
 		ms_resp_arg(resp, "BITFIELD", 8);
 		ms_resp_arg_str(resp, l->keys.table);
 		for (; i < end; i++) {
-			ms_resp_arg(resp, "SET", 3);
-			ms_resp_arg(resp, "u1", 2);
+			ms_resp_arg_fixed(resp, &set);
 			ms_resp_arg_uint(resp, "",
 			                 (unsigned long long)l->fresh[i] * MS_STORE_SLOT_BITS + 39);
-			ms_resp_arg(resp, "1", 1);
+			ms_resp_arg_fixed(resp, &one);
 		}
 		ret = ms_store_append_resp(l->store, l->ctx);
 	}

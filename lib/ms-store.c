@@ -312,18 +312,21 @@ static int
 append_fetch(struct ms_store *store, redisContext *ctx, const struct ms_store_keys *keys,
              const uint64_t *hashes, size_t count)
 {
+	struct ms_resp_fixed get;
 	size_t i, end;
 
 	if (redisAppendCommand(ctx, "HMGET %s spam ham tokens bits", keys->meta) != REDIS_OK)
 		return -1;
+	ms_resp_fixed_init(&get);
+	ms_resp_fixed_add(&get, "GET");
+	ms_resp_fixed_add(&get, "u40");
 	for (i = 0; i < count; i = end) {
 		end = count - i > MS_STORE_FETCH_CHUNK ? i + MS_STORE_FETCH_CHUNK : count;
 		ms_resp_command(&store->resp, 2 + 3 * (end - i));
 		ms_resp_arg(&store->resp, "BITFIELD_RO", 11);
 		ms_resp_arg_str(&store->resp, keys->table);
 		for (; i < end; i++) {
-			ms_resp_arg(&store->resp, "GET", 3);
-			ms_resp_arg(&store->resp, "u40", 3);
+			ms_resp_arg_fixed(&store->resp, &get);
 			ms_resp_arg_uint(&store->resp, "#", ms_store_token_slot(store, hashes[i]));
 		}
 		if (ms_store_append_resp(store, ctx) < 0 ||

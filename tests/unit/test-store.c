@@ -2,6 +2,7 @@
  * a temp dir (skipped with 77 when redis-server is not installed). */
 #include "ms-config.h"
 #include "ms-filter.h"
+#include "ms-resp.h"
 #include "ms-store.h"
 
 #include <check.h>
@@ -768,6 +769,54 @@ START_TEST(test_fetch_pipeline)
 }
 END_TEST
 
+/* The token commands' wire format, byte for byte: numbers of every width
+ * (two digits at a time), fixed runs of arguments and their failure. */
+START_TEST(test_resp_format)
+{
+	static const char expected[] = "*7\r\n$11\r\nBITFIELD_RO\r\n$7\r\nms{g}:t\r\n"
+	                               "$3\r\nGET\r\n$3\r\nu40\r\n$2\r\n#0\r\n"
+	                               "$3\r\nGET\r\n$3\r\nu40\r\n$8\r\n#4194303\r\n"
+	                               "$1\r\n9\r\n$2\r\n10\r\n$3\r\n-99\r\n$3\r\n100\r\n"
+	                               "$20\r\n18446744073709551615\r\n$0\r\n\r\n";
+	struct ms_resp resp;
+	struct ms_resp_fixed get, minus, big;
+	char arg[70];
+
+	ms_resp_init(&resp);
+	ms_resp_fixed_init(&get);
+	ms_resp_fixed_add(&get, "GET");
+	ms_resp_fixed_add(&get, "u40");
+	ms_resp_fixed_init(&minus);
+	ms_resp_fixed_add(&minus, "-99");
+	ms_resp_command(&resp, 7);
+	ms_resp_arg(&resp, "BITFIELD_RO", 11);
+	ms_resp_arg_str(&resp, "ms{g}:t");
+	ms_resp_arg_fixed(&resp, &get);
+	ms_resp_arg_uint(&resp, "#", 0);
+	ms_resp_arg_fixed(&resp, &get);
+	ms_resp_arg_uint(&resp, "#", 4194303);
+	ms_resp_arg_uint(&resp, "", 9);
+	ms_resp_arg_uint(&resp, "", 10);
+	ms_resp_arg_fixed(&resp, &minus);
+	ms_resp_arg_uint(&resp, "", 100);
+	ms_resp_arg_uint(&resp, "", 18446744073709551615ULL);
+	ms_resp_arg_str(&resp, "");
+	ck_assert(!ms_resp_failed(&resp));
+	ck_assert_uint_eq(resp.len, sizeof(expected) - 1);
+	ck_assert(memcmp(resp.data, expected, resp.len) == 0);
+
+	/* an argument too long for a fixed run fails the command it joins */
+	memset(arg, 'x', sizeof(arg) - 1);
+	arg[sizeof(arg) - 1] = '\0';
+	ms_resp_fixed_init(&big);
+	ms_resp_fixed_add(&big, arg);
+	ms_resp_command(&resp, 1);
+	ms_resp_arg_fixed(&resp, &big);
+	ck_assert(ms_resp_failed(&resp));
+	ms_resp_free(&resp);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -799,6 +848,9 @@ main(void)
 	tcase_add_test(tc, test_filter_learn_many);
 	tcase_add_test(tc, test_lookup_ahead_unused);
 	tcase_add_test(tc, test_fetch_pipeline);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("resp");
+	tcase_add_test(tc, test_resp_format);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	/* the fixture's redis-server is our child: keep tests in this process */

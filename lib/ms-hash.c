@@ -41,6 +41,17 @@ merge64(uint64_t acc, uint64_t val)
 	return acc * P1 + P4;
 }
 
+static inline uint64_t
+avalanche(uint64_t h)
+{
+	h ^= h >> 33;
+	h *= P2;
+	h ^= h >> 29;
+	h *= P3;
+	h ^= h >> 32;
+	return h;
+}
+
 static uint64_t
 stripes(const unsigned char **pp, const unsigned char *end, uint64_t seed)
 {
@@ -85,23 +96,19 @@ ms_hash64(const void *data, size_t size, uint64_t seed)
 		h ^= *p * P5;
 		h = rotl64(h, 11) * P1;
 	}
-	h ^= h >> 33;
-	h *= P2;
-	h ^= h >> 29;
-	h *= P3;
-	h ^= h >> 32;
-	return h;
+	return avalanche(h);
 }
 
+/* ms_hash64() of the 16 bytes, its steps for that length written out:
+ * a word pair is every other token, and this needs no buffer and no loop. */
 uint64_t
 ms_hash_pair(uint64_t first, uint64_t second, unsigned int distance)
 {
-	unsigned char buf[16];
-	int i;
+	uint64_t h = (uint64_t)distance + P5 + 16;
 
-	for (i = 0; i < 8; i++) {
-		buf[i] = (unsigned char)(first >> (8 * i));
-		buf[8 + i] = (unsigned char)(second >> (8 * i));
-	}
-	return ms_hash64(buf, sizeof(buf), distance);
+	h ^= round64(0, first);
+	h = rotl64(h, 27) * P1 + P4;
+	h ^= round64(0, second);
+	h = rotl64(h, 27) * P1 + P4;
+	return avalanche(h);
 }

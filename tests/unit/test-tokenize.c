@@ -116,6 +116,11 @@ texts_free(struct texts *t)
 START_TEST(test_hash_vectors)
 {
 	static const char nobody[] = "Nobody inspects the spammish repetition";
+	/* a pair's hash is XXH64 of its two hashes, little-endian */
+	static const unsigned char sixteen[16] = {0, 1, 2,  3,  4,  5,  6,  7,
+	                                          8, 9, 10, 11, 12, 13, 14, 15};
+	static const unsigned char ones[16] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+	                                       1,    0,    0,    0,    0,    0,    0,    0x80};
 
 	ck_assert_uint_eq(ms_hash64("", 0, 0), 0xEF46DB3751D8E999ULL);
 	ck_assert_uint_eq(ms_hash64("", 0, 1), 0xD5AFBA1336A3BE4BULL);
@@ -124,6 +129,10 @@ START_TEST(test_hash_vectors)
 	ck_assert_uint_eq(ms_hash64("asdf", 4, 0), 0x415872F599CEA71EULL);
 	ck_assert_uint_eq(ms_hash64("Call me Ishmael.", 16, 0), 0x6D04390FC9D61A90ULL);
 	ck_assert_uint_eq(ms_hash64(nobody, strlen(nobody), 0), 0xFBCEA83C8A378BF1ULL);
+	ck_assert_uint_eq(ms_hash_pair(0x0706050403020100ULL, 0x0f0e0d0c0b0a0908ULL, 3),
+	                  ms_hash64(sixteen, sizeof(sixteen), 3));
+	ck_assert_uint_eq(ms_hash_pair(~0ULL, 0x8000000000000001ULL, 1),
+	                  ms_hash64(ones, sizeof(ones), 1));
 	ck_assert_uint_ne(ms_hash_pair(1, 2, 1), ms_hash_pair(2, 1, 1));
 	ck_assert_uint_ne(ms_hash_pair(1, 2, 1), ms_hash_pair(1, 2, 2));
 }

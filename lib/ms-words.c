@@ -85,16 +85,20 @@ fold_case(uint32_t cp)
 }
 
 static enum char_class
+classify_ascii(unsigned char c)
+{
+	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+		return C_WORD;
+	if (c == '.' || c == '-' || c == '\'' || c == '_')
+		return C_JOIN;
+	return C_SEP;
+}
+
+static enum char_class
 classify(uint32_t cp)
 {
-	if (cp < 0x80) {
-		if ((cp >= 'a' && cp <= 'z') || (cp >= 'A' && cp <= 'Z') ||
-		    (cp >= '0' && cp <= '9'))
-			return C_WORD;
-		if (cp == '.' || cp == '-' || cp == '\'' || cp == '_')
-			return C_JOIN;
-		return C_SEP;
-	}
+	if (cp < 0x80)
+		return classify_ascii((unsigned char)cp);
 	if (cp == 0xAD || (cp >= 0x200B && cp <= 0x200D) || cp == 0x2060 || cp == 0xFEFF ||
 	    (cp >= 0xFE00 && cp <= 0xFE0F))
 		return C_IGNORE;
@@ -142,23 +146,32 @@ utf8_put(char *out, uint32_t cp)
 	return 4;
 }
 
-static struct uchar
+/* Most text is ASCII: a byte below 0x80 is its own character, which
+ * neither width nor case folding of another script changes. */
+static inline struct uchar
 next_char(const unsigned char *text, size_t size, size_t pos, enum char_class *cls)
 {
-	struct uchar u = utf8_get(text + pos, size - pos);
+	struct uchar u;
 
+	if (text[pos] < 0x80) {
+		u.cp = text[pos];
+		u.len = 1;
+		*cls = classify_ascii(text[pos]);
+		return u;
+	}
+	u = utf8_get(text + pos, size - pos);
 	u.cp = fold_width(u.cp);
 	*cls = classify(u.cp);
 	return u;
 }
 
-static void
+static inline void
 word_add(struct ms_word *word, uint32_t cp)
 {
 	char buf[4];
 	size_t n;
 
-	cp = fold_case(cp);
+	cp = cp < 0x80 ? (cp >= 'A' && cp <= 'Z' ? cp + 32 : cp) : fold_case(cp);
 	word->nchars++;
 	if (cp >= '0' && cp <= '9')
 		word->has_digit = true;
@@ -166,6 +179,10 @@ word_add(struct ms_word *word, uint32_t cp)
 		word->has_alpha = true;
 	if (word->truncated)
 		return;
+	if (cp < 0x80 && word->len < MS_WORD_MAX) {
+		word->text[word->len++] = (char)cp;
+		return;
+	}
 	n = utf8_put(buf, cp);
 	if (word->len + n > MS_WORD_MAX) {
 		word->truncated = true;

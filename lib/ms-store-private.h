@@ -105,6 +105,14 @@ int ms_store_read_sink(struct ms_store *store, redisContext *ctx, struct ms_repl
  * connection; returns -1. */
 int ms_store_sink_failed(struct ms_store *store, redisContext *ctx,
                          const struct ms_reply_sink *sink, char *err, size_t errlen);
+/* The reply to read is an array of count integers, each >= 0: put() gets
+ * them in order, read straight from the reader's buffer. Returns 1 when
+ * read, 0 if the reply is something else (nothing of it is taken: read it
+ * with ms_store_read_sink, which tells what it is), -1 on a connection
+ * error (err set, connection dropped). */
+typedef void ms_store_uint_fn(void *context, size_t idx, uint64_t value);
+int ms_store_read_uints(struct ms_store *store, redisContext *ctx, size_t count,
+                        ms_store_uint_fn *put, void *context, char *err, size_t errlen);
 /* Append the command in store->resp to ctx's output. */
 int ms_store_append_resp(struct ms_store *store, redisContext *ctx);
 

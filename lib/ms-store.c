@@ -397,17 +397,33 @@ ms_store_sink_failed(struct ms_store *store, redisContext *ctx, const struct ms_
 	return -1;
 }
 
+/* the same, read by ms_store_read_uints */
+static void
+fetch_put(void *context, size_t idx, uint64_t value)
+{
+	struct ms_token_counts *counts = context;
+
+	counts[idx].spam = MS_STORE_SLOT_SPAM(value);
+	counts[idx].ham = MS_STORE_SLOT_HAM(value);
+}
+
 static int
 read_fetch(struct ms_store *store, redisContext *ctx, size_t count, struct ms_token_counts *counts,
            struct ms_store_totals *totals, char *err, size_t errlen)
 {
 	struct fetch_sink f = {.sink.integer = fetch_slot};
 	size_t i, n;
+	int ret;
 
 	if (read_totals(store, ctx, totals, err, errlen) < 0)
 		return -1;
 	for (i = 0; i < count; i += n) {
 		n = count - i < MS_STORE_FETCH_CHUNK ? count - i : MS_STORE_FETCH_CHUNK;
+		ret = ms_store_read_uints(store, ctx, n, fetch_put, counts + i, err, errlen);
+		if (ret < 0)
+			return -1;
+		if (ret > 0)
+			continue;
 		f.counts = counts + i;
 		f.count = n;
 		if (ms_store_read_sink(store, ctx, &f.sink, err, errlen) < 0)

@@ -769,6 +769,56 @@ START_TEST(test_fetch_pipeline)
 }
 END_TEST
 
+/* A classification's reply is read straight from hiredis's buffer when it
+ * is an array of integers: one that spans many reads and chunks comes out
+ * whole, and any other reply (an error here) still fails the fetch
+ * cleanly, the connection being good again afterwards. */
+START_TEST(test_fetch_reply_shapes)
+{
+	enum { MANY = 10000 };
+	struct ms_store *store = store_new();
+	struct ms_store_totals totals;
+	struct ms_token_counts *counts = calloc(MANY, sizeof(*counts));
+	uint64_t *hashes = calloc(MANY, sizeof(*hashes));
+	redisContext *ctx;
+	redisReply *reply;
+	char err[256];
+	size_t i;
+
+	ck_assert_ptr_nonnull(counts);
+	ck_assert_ptr_nonnull(hashes);
+	/* every slot, then every slot again (a message's tokens are sorted,
+	 * but the fetch does not care) */
+	for (i = 0; i < MANY; i++)
+		hashes[i] = (uint64_t)(i % TEST_SLOTS) << (64 - TEST_TABLE_BITS);
+	learn(store, NULL, MS_CLASS_SPAM, "all slots", hashes, TEST_SLOTS);
+	fetch(store, NULL, hashes, MANY, counts, &totals);
+	for (i = 0; i < MANY; i++) {
+		ck_assert_uint_eq(counts[i].spam, 1);
+		ck_assert_uint_eq(counts[i].ham, 0);
+	}
+
+	ctx = redisConnectUnix(sock_path);
+	ck_assert(ctx != NULL && ctx->err == 0);
+	reply = redisCommand(ctx, "DEL mt{g}:t");
+	freeReplyObject(reply);
+	reply = redisCommand(ctx, "LPUSH mt{g}:t x");
+	ck_assert(reply != NULL && reply->type == REDIS_REPLY_INTEGER);
+	freeReplyObject(reply);
+	ck_assert_int_eq(
+	        ms_store_fetch(store, NULL, hashes, MANY, counts, &totals, err, sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, "WRONGTYPE"));
+	reply = redisCommand(ctx, "DEL mt{g}:t");
+	freeReplyObject(reply);
+	redisFree(ctx);
+	fetch(store, NULL, hashes, 3, counts, &totals);
+	ck_assert_uint_eq(counts[0].spam, 0);
+	ms_store_destroy(&store);
+	free(counts);
+	free(hashes);
+}
+END_TEST
+
 /* The token commands' wire format, byte for byte: numbers of every width
  * (two digits at a time), fixed runs of arguments and their failure. */
 START_TEST(test_resp_format)
@@ -848,6 +898,7 @@ main(void)
 	tcase_add_test(tc, test_filter_learn_many);
 	tcase_add_test(tc, test_lookup_ahead_unused);
 	tcase_add_test(tc, test_fetch_pipeline);
+	tcase_add_test(tc, test_fetch_reply_shapes);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("resp");
 	tcase_add_test(tc, test_resp_format);

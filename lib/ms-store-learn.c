@@ -243,6 +243,31 @@ exec_integer(struct ms_reply_sink *sink, const redisReadTask *task, long long va
 	}
 }
 
+/* the same, read by ms_store_read_uints */
+static void
+exec_put(void *context, size_t idx, size_t sub, uint64_t value)
+{
+	struct exec_sink *e = context;
+	long long one =
+	        e->l->cls == 'S' ? (long long)MS_STORE_SPAM_ONE : (long long)MS_STORE_HAM_ONE;
+	size_t k;
+
+	if (sub == MS_STORE_REPLY_INT)
+		return; /* EXEC's own integers: counters, digest, sweep */
+	if (idx < e->unlearn_chunks) {
+		if (value <= 1)
+			e->l->new_tokens--;
+	} else if (idx >= e->learn_first && idx < e->learn_end) {
+		/* counts now exactly one: empty before (the mark aside) */
+		k = (idx - e->learn_first) * LEARN_CHUNK + sub;
+		if ((long long)(value & ~1ULL) == one && k < e->l->count) {
+			e->l->new_tokens++;
+			e->l->fresh[e->l->nfresh++] =
+			        ms_store_token_slot(e->l->store, e->l->hashes[k]);
+		}
+	}
+}
+
 /* Returns 1 when committed, 0 when EXEC was aborted by the WATCH. */
 static int
 learn_commit(struct learn *l, char *err, size_t errlen)
@@ -250,6 +275,7 @@ learn_commit(struct learn *l, char *err, size_t errlen)
 	struct exec_sink e = {.sink.integer = exec_integer, .l = l};
 	redisReply *reply;
 	size_t queued, i;
+	int ret;
 
 	if (append_transaction(l, &queued) < 0 || ms_store_flush_output(l->ctx) < 0)
 		return learn_failed(l, NULL, err, errlen);
@@ -266,6 +292,14 @@ learn_commit(struct learn *l, char *err, size_t errlen)
 	e.unlearn_chunks = l->old_cls != 0 ? chunks(l->count) : 0;
 	e.learn_first = l->old_cls != 0 ? chunks(l->count) + 1 : 0;
 	e.learn_end = e.learn_first + chunks(l->count);
+	l->new_tokens = 0;
+	l->nfresh = 0;
+	ret = ms_store_read_uints(l->store, l->ctx, queued, true, exec_put, &e, err, errlen);
+	if (ret < 0)
+		return -1;
+	if (ret > 0)
+		return 1;
+	/* not all integers (aborted, an error): what was counted is read again */
 	l->new_tokens = 0;
 	l->nfresh = 0;
 	if (ms_store_read_sink(l->store, l->ctx, &e.sink, err, errlen) < 0)

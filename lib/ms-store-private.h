@@ -105,13 +105,17 @@ int ms_store_read_sink(struct ms_store *store, redisContext *ctx, struct ms_repl
  * connection; returns -1. */
 int ms_store_sink_failed(struct ms_store *store, redisContext *ctx,
                          const struct ms_reply_sink *sink, char *err, size_t errlen);
-/* The reply to read is an array of count integers, each >= 0: put() gets
- * them in order, read straight from the reader's buffer. Returns 1 when
- * read, 0 if the reply is something else (nothing of it is taken: read it
- * with ms_store_read_sink, which tells what it is), -1 on a connection
- * error (err set, connection dropped). */
-typedef void ms_store_uint_fn(void *context, size_t idx, uint64_t value);
-int ms_store_read_uints(struct ms_store *store, redisContext *ctx, size_t count,
+/* The reply to read is an array of count elements, integers >= 0 or, if
+ * nested, arrays of them: put() gets each integer in order, with the index
+ * of its element and its index in that element (MS_STORE_REPLY_INT if the
+ * element is the integer), read straight from the reader's buffer.
+ * Returns 1 when read, 0 if the reply is something else (nothing of it is
+ * taken, though put() may have had some of it: read it with
+ * ms_store_read_sink, which tells what it is), -1 on a connection error
+ * (err set, connection dropped). */
+#define MS_STORE_REPLY_INT ((size_t)-1)
+typedef void ms_store_uint_fn(void *context, size_t idx, size_t sub, uint64_t value);
+int ms_store_read_uints(struct ms_store *store, redisContext *ctx, size_t count, bool nested,
                         ms_store_uint_fn *put, void *context, char *err, size_t errlen);
 /* Append the command in store->resp to ctx's output. */
 int ms_store_append_resp(struct ms_store *store, redisContext *ctx);

@@ -152,10 +152,11 @@ ms_store_discard_reply(redisContext *ctx, char *error, size_t size)
 	return 0;
 }
 
-/* The commonest reply, a BITFIELD's array of integers, parsed straight from
- * the reader's buffer: hiredis's reader keeps a task and makes a callback
- * for each element, and that was most of the client's time reading a
- * classification's 1,282 integers. */
+/* The commonest replies, a BITFIELD's array of integers and a learn's
+ * EXEC (arrays of them), parsed straight from the reader's buffer:
+ * hiredis's reader keeps a task and makes a callback for each element, and
+ * that was most of the client's time reading a classification's 1,282
+ * integers. */
 
 /* The line at p: type, decimal digits, CRLF. Returns 1 with its value and
  * end, 0 if the buffer ends before the line does, -1 if the line is
@@ -184,41 +185,75 @@ number_line(char type, const char *p, const char *end, uint64_t *value_r, const 
 	return 1;
 }
 
-/* The elements of an array of count integers from r->pos on, as far as
- * the buffer goes: *done elements already taken, *offset where the next
- * line starts. Returns as number_line() does, 1 when the array is whole. */
+/* How far the parse of a reply got, between reads. */
+struct uint_parse {
+	size_t count;
+	bool nested;
+	ms_store_uint_fn *put;
+	void *context;
+	size_t offset; /* bytes parsed from the reader's cursor on */
+	bool header;   /* the reply's "*count" line was read */
+	size_t idx;    /* its elements done */
+	bool in_sub;   /* element idx is an array, sub of its sub_count done */
+	size_t sub, sub_count;
+};
+
+/* The next line of the reply at p. Returns as number_line(). */
 static int
-uint_array_more(redisReader *r, size_t count, ms_store_uint_fn *put, void *context, size_t *done,
-                size_t *offset)
+uint_parse_line(struct uint_parse *u, const char *p, const char *end, const char **next_r)
 {
-	const char *p = r->buf + r->pos + *offset, *end = r->buf + r->len, *next;
 	uint64_t value;
 	int ret;
 
-	if (*offset == 0) {
-		if ((ret = number_line('*', p, end, &value, &next)) <= 0)
-			return ret;
-		if (value != count)
-			return -1;
-		p = next;
-	}
-	for (; *done < count; (*done)++, p = next) {
-		if ((ret = number_line(':', p, end, &value, &next)) <= 0) {
-			*offset = (size_t)(p - (r->buf + r->pos));
-			return ret;
+	if (!u->header) {
+		if ((ret = number_line('*', p, end, &value, next_r)) == 1) {
+			if (value != u->count)
+				return -1;
+			u->header = true;
 		}
-		put(context, *done, value);
+	} else if (u->in_sub) {
+		if ((ret = number_line(':', p, end, &value, next_r)) == 1) {
+			u->put(u->context, u->idx, u->sub++, value);
+			if (u->sub == u->sub_count) {
+				u->in_sub = false;
+				u->idx++;
+			}
+		}
+	} else if (u->nested && p < end && *p == '*') {
+		if ((ret = number_line('*', p, end, &value, next_r)) == 1) {
+			u->sub = 0;
+			u->sub_count = value;
+			u->in_sub = value > 0;
+			if (value == 0)
+				u->idx++;
+		}
+	} else if ((ret = number_line(':', p, end, &value, next_r)) == 1) {
+		u->put(u->context, u->idx++, MS_STORE_REPLY_INT, value);
 	}
-	*offset = (size_t)(p - (r->buf + r->pos));
-	return 1;
+	return ret;
+}
+
+/* The reply's lines from where the parse stands, as far as the buffer
+ * goes. Returns as number_line(), 1 when the reply is whole. */
+static int
+uint_parse_more(struct uint_parse *u, const redisReader *r)
+{
+	const char *start = r->buf + r->pos, *p = start + u->offset, *end = r->buf + r->len;
+	const char *next;
+	int ret = 1;
+
+	while (!(u->header && u->idx == u->count) && (ret = uint_parse_line(u, p, end, &next)) == 1)
+		p = next;
+	u->offset = (size_t)(p - start);
+	return ret;
 }
 
 int
-ms_store_read_uints(struct ms_store *store, redisContext *ctx, size_t count, ms_store_uint_fn *put,
-                    void *context, char *err, size_t errlen)
+ms_store_read_uints(struct ms_store *store, redisContext *ctx, size_t count, bool nested,
+                    ms_store_uint_fn *put, void *context, char *err, size_t errlen)
 {
+	struct uint_parse u = {.count = count, .nested = nested, .put = put, .context = context};
 	redisReader *r = ctx->reader;
-	size_t done = 0, offset = 0;
 	int ret;
 
 	if (ms_store_prepare_read(store, ctx) < 0)
@@ -227,7 +262,7 @@ ms_store_read_uints(struct ms_store *store, redisContext *ctx, size_t count, ms_
 	 * reader yet */
 	if (r->err != 0 || r->ridx != -1)
 		return 0;
-	while ((ret = uint_array_more(r, count, put, context, &done, &offset)) == 0) {
+	while ((ret = uint_parse_more(&u, r)) == 0) {
 		/* the rest is on its way: read more into the reader's buffer
 		 * (offsets stay valid, it only grows until a reply is taken) */
 		if (redisBufferRead(ctx) != REDIS_OK)
@@ -235,7 +270,7 @@ ms_store_read_uints(struct ms_store *store, redisContext *ctx, size_t count, ms_
 	}
 	if (ret < 0)
 		return 0; /* nothing taken: the general reader reads it */
-	r->pos += offset;
+	r->pos += u.offset;
 	/* what hiredis's reader does after a reply: drop what was read once
 	 * it is 1 KB, so the buffer does not grow from reply to reply */
 	if (r->pos >= 1024) {

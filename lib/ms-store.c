@@ -399,9 +399,11 @@ ms_store_sink_failed(struct ms_store *store, redisContext *ctx, const struct ms_
 
 /* the same, read by ms_store_read_uints */
 static void
-fetch_put(void *context, size_t idx, uint64_t value)
+fetch_put(void *context, size_t idx, size_t sub, uint64_t value)
 {
 	struct ms_token_counts *counts = context;
+
+	(void)sub; /* not nested: always MS_STORE_REPLY_INT */
 
 	counts[idx].spam = MS_STORE_SLOT_SPAM(value);
 	counts[idx].ham = MS_STORE_SLOT_HAM(value);
@@ -419,7 +421,7 @@ read_fetch(struct ms_store *store, redisContext *ctx, size_t count, struct ms_to
 		return -1;
 	for (i = 0; i < count; i += n) {
 		n = count - i < MS_STORE_FETCH_CHUNK ? count - i : MS_STORE_FETCH_CHUNK;
-		ret = ms_store_read_uints(store, ctx, n, fetch_put, counts + i, err, errlen);
+		ret = ms_store_read_uints(store, ctx, n, false, fetch_put, counts + i, err, errlen);
 		if (ret < 0)
 			return -1;
 		if (ret > 0)

@@ -4,11 +4,11 @@
 #include <string.h>
 
 enum char_class {
-	C_SEP,    /* ends a word */
-	C_WORD,   /* letter or digit */
-	C_JOIN,   /* . - ' _ : part of a word only between word characters */
-	C_IGNORE, /* zero-width, soft hyphen: skipped, the word goes on */
-	C_CJK,    /* ideograph or kana */
+	C_SEP = 0, /* ends a word (what ascii_class leaves unset) */
+	C_WORD,    /* letter or digit */
+	C_JOIN,    /* . - ' _ : part of a word only between word characters */
+	C_IGNORE,  /* zero-width, soft hyphen: skipped, the word goes on */
+	C_CJK,     /* ideograph or kana */
 };
 
 struct uchar {
@@ -84,14 +84,17 @@ fold_case(uint32_t cp)
 	return cp;
 }
 
+/* The class of each ASCII character: a lookup, since every byte of the
+ * text is classified. */
+static const unsigned char ascii_class[128] = {
+        ['0' ... '9'] = C_WORD, ['A' ... 'Z'] = C_WORD, ['a' ... 'z'] = C_WORD, ['.'] = C_JOIN,
+        ['-'] = C_JOIN,         ['\''] = C_JOIN,        ['_'] = C_JOIN,
+};
+
 static enum char_class
 classify_ascii(unsigned char c)
 {
-	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
-		return C_WORD;
-	if (c == '.' || c == '-' || c == '\'' || c == '_')
-		return C_JOIN;
-	return C_SEP;
+	return (enum char_class)ascii_class[c];
 }
 
 static enum char_class

@@ -125,23 +125,20 @@ ms_resp_arg_str(struct ms_resp *resp, const char *arg)
 	ms_resp_arg(resp, arg, strlen(arg));
 }
 
-/* Room for prefix and digits of ms_resp_arg_uint: 8 + 20 */
-#define RESP_UINT_MAX 32
+/* Room for the prefix and digits of ms_resp_arg_uint: 1 + 20 */
+#define RESP_UINT_MAX 24
 
 void
-ms_resp_arg_uint(struct ms_resp *resp, const char *prefix, unsigned long long value)
+ms_resp_arg_uint(struct ms_resp *resp, char prefix, unsigned long long value)
 {
-	size_t plen = strlen(prefix), n;
 	/* the number ends in the middle, so that a copy of a fixed
 	 * RESP_UINT_MAX bytes from its start stays inside */
 	char number[2 * RESP_UINT_MAX], *start, *p;
+	size_t n;
 
-	if (plen > 8) {
-		resp->failed = true;
-		return;
-	}
-	start = put_uint_before(number + RESP_UINT_MAX, value) - plen;
-	memcpy(start, prefix, plen);
+	start = put_uint_before(number + RESP_UINT_MAX, value);
+	if (prefix != '\0')
+		*--start = prefix;
 	n = (size_t)(number + RESP_UINT_MAX - start);
 	if (!reserve(resp, RESP_UINT_MAX + RESP_ARG_FRAME))
 		return;

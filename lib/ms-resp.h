@@ -25,9 +25,9 @@ void ms_resp_free(struct ms_resp *resp);
 void ms_resp_command(struct ms_resp *resp, size_t nargs);
 void ms_resp_arg(struct ms_resp *resp, const void *arg, size_t len);
 void ms_resp_arg_str(struct ms_resp *resp, const char *arg);
-/* prefix (e.g. "#" for a BITFIELD slot offset, "" for none) then value in
- * decimal, as one argument */
-void ms_resp_arg_uint(struct ms_resp *resp, const char *prefix, unsigned long long value);
+/* prefix (e.g. '#' for a BITFIELD slot offset, '\0' for none) then value
+ * in decimal, as one argument */
+void ms_resp_arg_uint(struct ms_resp *resp, char prefix, unsigned long long value);
 
 /* Arguments in wire form, encoded once and then appended by one copy: the
  * ones a token command repeats for every token ("GET" "u40" before each

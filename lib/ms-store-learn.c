@@ -162,7 +162,7 @@ append_updates(struct learn *l, char cls, bool unlearn)
 		ms_resp_arg(resp, "SAT", 3);
 		for (; i < end; i++) {
 			ms_resp_arg_fixed(resp, &incrby);
-			ms_resp_arg_uint(resp, "#", ms_store_token_slot(l->store, l->hashes[i]));
+			ms_resp_arg_uint(resp, '#', ms_store_token_slot(l->store, l->hashes[i]));
 			ms_resp_arg_fixed(resp, &delta);
 		}
 		if (ms_store_append_resp(l->store, l->ctx) < 0)
@@ -366,7 +366,7 @@ send_after_commit(struct learn *l)
 		ms_resp_arg_str(resp, l->keys.table);
 		for (; i < end; i++) {
 			ms_resp_arg_fixed(resp, &set);
-			ms_resp_arg_uint(resp, "",
+			ms_resp_arg_uint(resp, '\0',
 			                 (unsigned long long)l->fresh[i] * MS_STORE_SLOT_BITS + 39);
 			ms_resp_arg_fixed(resp, &one);
 		}

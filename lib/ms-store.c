@@ -327,7 +327,7 @@ append_fetch(struct ms_store *store, redisContext *ctx, const struct ms_store_ke
 		ms_resp_arg_str(&store->resp, keys->table);
 		for (; i < end; i++) {
 			ms_resp_arg_fixed(&store->resp, &get);
-			ms_resp_arg_uint(&store->resp, "#", ms_store_token_slot(store, hashes[i]));
+			ms_resp_arg_uint(&store->resp, '#', ms_store_token_slot(store, hashes[i]));
 		}
 		if (ms_store_append_resp(store, ctx) < 0 ||
 		    (i < count && ms_store_flush_output(ctx) < 0))

@@ -68,15 +68,25 @@ uint64_t
 tok_add(struct tok_ctx *ctx, const char *prefix, const void *text, size_t len)
 {
 	char buf[TOKEN_MAX];
-	size_t plen = strlen(prefix);
+	size_t plen;
+	const char *token = text;
 	uint64_t hash;
 
-	if (len > sizeof(buf) - plen)
-		len = sizeof(buf) - plen;
-	memcpy(buf, prefix, plen);
-	memcpy(buf + plen, text, len);
-	hash = ms_hash64(buf, plen + len, 0);
-	tok_push(ctx, hash & ~MS_TOKEN_PAIR_BIT, buf, plen + len);
+	/* a body word has no prefix: its text is the token's, uncopied */
+	if (prefix[0] == '\0') {
+		if (len > sizeof(buf))
+			len = sizeof(buf);
+	} else {
+		plen = strlen(prefix);
+		if (len > sizeof(buf) - plen)
+			len = sizeof(buf) - plen;
+		memcpy(buf, prefix, plen);
+		memcpy(buf + plen, text, len);
+		len += plen;
+		token = buf;
+	}
+	hash = ms_hash64(token, len, 0);
+	tok_push(ctx, hash & ~MS_TOKEN_PAIR_BIT, token, len);
 	return hash;
 }
 

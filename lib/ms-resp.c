@@ -182,9 +182,11 @@ ms_resp_arg_fixed(struct ms_resp *resp, const struct ms_resp_fixed *fixed)
 {
 	if (fixed->failed)
 		resp->failed = true;
-	if (!reserve(resp, fixed->len))
+	/* all of data, a fixed-size copy (a few moves, not a call): what it
+	 * copies past len is overwritten or beyond the command */
+	if (!reserve(resp, sizeof(fixed->data)))
 		return;
-	memcpy(resp->data + resp->len, fixed->data, fixed->len);
+	memcpy(resp->data + resp->len, fixed->data, sizeof(fixed->data));
 	resp->len += fixed->len;
 }
 

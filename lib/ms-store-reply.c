@@ -164,18 +164,18 @@ ms_store_discard_reply(redisContext *ctx, char *error, size_t size)
 static int
 number_line(char type, const char *p, const char *end, uint64_t *value_r, const char **next_r)
 {
-	const char *digits;
+	const char *digits, *last;
 	uint64_t value = 0;
 
 	if (p == end)
 		return 0;
 	if (*p != type)
 		return -1;
-	for (digits = ++p; p < end && *p >= '0' && *p <= '9'; p++) {
-		if (p - digits == 19)
-			return -1;
+	/* up to 19 digits: no overflow */
+	digits = ++p;
+	last = end - p > 19 ? p + 19 : end;
+	for (; p < last && (unsigned char)(*p - '0') <= 9; p++)
 		value = value * 10 + (uint64_t)(*p - '0');
-	}
 	if (p == end || (p[0] == '\r' && p + 1 == end))
 		return 0;
 	if (p == digits || p[0] != '\r' || p[1] != '\n')

@@ -57,15 +57,29 @@ learn_failed(struct learn *l, redisReply *reply, char *err, size_t errlen)
 
 /* The lookup's commands for digest: the sweep script loaded if load, the
  * digests watched, how digest and the table were learned before. */
+/* HGET or HSET (to value) of a message's digest in the digests hash */
+static int
+append_digest(struct learn *l, const char *command, const unsigned char *digest, const char *value)
+{
+	struct ms_resp *resp = &l->store->resp;
+
+	ms_resp_command(resp, value != NULL ? 4 : 3);
+	ms_resp_arg_str(resp, command);
+	ms_resp_arg_str(resp, l->keys.digests);
+	ms_resp_arg(resp, digest, MS_DIGEST_SIZE);
+	if (value != NULL)
+		ms_resp_arg_str(resp, value);
+	return ms_store_append_resp(l->store, l->ctx);
+}
+
 static int
 append_lookup(struct learn *l, const unsigned char *digest, bool load)
 {
 	if ((load &&
 	     redisAppendCommand(l->ctx, "SCRIPT LOAD %s", MS_STORE_SWEEP_LUA) != REDIS_OK) ||
-	    redisAppendCommand(l->ctx, "WATCH %s", l->keys.digests) != REDIS_OK ||
-	    redisAppendCommand(l->ctx, "HGET %s %b", l->keys.digests, digest,
-	                       (size_t)MS_DIGEST_SIZE) != REDIS_OK ||
-	    redisAppendCommand(l->ctx, "HGET %s bits", l->keys.meta) != REDIS_OK)
+	    ms_store_append_strs(l->store, l->ctx, "WATCH", l->keys.digests, NULL) < 0 ||
+	    append_digest(l, "HGET", digest, NULL) < 0 ||
+	    ms_store_append_strs(l->store, l->ctx, "HGET", l->keys.meta, "bits", NULL) < 0)
 		return -1;
 	return 0;
 }
@@ -185,22 +199,22 @@ append_transaction(struct learn *l, size_t *queued_r)
 	size_t queued = 0;
 
 	snprintf(bits, sizeof(bits), "%u", l->store->table_bits);
-	if (redisAppendCommand(l->ctx, "MULTI") != REDIS_OK)
+	if (ms_store_append_strs(l->store, l->ctx, "MULTI", NULL) < 0)
 		return -1;
 	if (l->old_cls != 0) {
 		if (append_updates(l, l->old_cls, true) < 0 ||
-		    redisAppendCommand(l->ctx, "HINCRBY %s %s -1", l->keys.meta,
-		                       class_counter(l->old_cls)) != REDIS_OK)
+		    ms_store_append_strs(l->store, l->ctx, "HINCRBY", l->keys.meta,
+		                         class_counter(l->old_cls), "-1", NULL) < 0)
 			return -1;
 		queued += chunks(l->count) + 1;
 	}
 	if (append_updates(l, l->cls, false) < 0 ||
-	    redisAppendCommand(l->ctx, "HINCRBY %s %s 1", l->keys.meta, class_counter(l->cls)) !=
-	            REDIS_OK ||
-	    redisAppendCommand(l->ctx, "HSET %s %b %s", l->keys.digests, l->digest,
-	                       (size_t)MS_DIGEST_SIZE, l->cls == 'S' ? "S" : "H") != REDIS_OK ||
-	    redisAppendCommand(l->ctx, "HSETNX %s bits %s", l->keys.meta, bits) != REDIS_OK ||
-	    redisAppendCommand(l->ctx, "EXEC") != REDIS_OK)
+	    ms_store_append_strs(l->store, l->ctx, "HINCRBY", l->keys.meta, class_counter(l->cls),
+	                         "1", NULL) < 0 ||
+	    append_digest(l, "HSET", l->digest, l->cls == 'S' ? "S" : "H") < 0 ||
+	    ms_store_append_strs(l->store, l->ctx, "HSETNX", l->keys.meta, "bits", bits, NULL) <
+	            0 ||
+	    ms_store_append_strs(l->store, l->ctx, "EXEC", NULL) < 0)
 		return -1;
 	*queued_r = queued + chunks(l->count) + 3;
 	return 0;
@@ -345,7 +359,7 @@ send_after_commit(struct learn *l)
 	struct ms_resp *resp = &l->store->resp;
 	struct ms_resp_fixed set, one;
 	unsigned int sent = 0;
-	char bits[16], sweep[16];
+	char bits[16], sweep[16], tokens[24];
 	size_t i, end;
 	int ret = 0;
 
@@ -375,17 +389,14 @@ send_after_commit(struct learn *l)
 	/* a NOSCRIPT reply (SCRIPT FLUSH since we loaded it) makes the next
 	 * learn load it again: ms_store_prepare_read */
 	if (ret == 0) {
-		ret = redisAppendCommand(l->ctx, "EVALSHA %s 2 %s %s %s %s", l->store->sweep_sha,
-		                         l->keys.meta, l->keys.table, bits, sweep) == REDIS_OK
-		              ? 0
-		              : -1;
+		ret = ms_store_append_strs(l->store, l->ctx, "EVALSHA", l->store->sweep_sha, "2",
+		                           l->keys.meta, l->keys.table, bits, sweep, NULL);
 		sent++;
 	}
 	if (ret == 0 && l->new_tokens != 0) {
-		ret = redisAppendCommand(l->ctx, "HINCRBY %s tokens %lld", l->keys.meta,
-		                         l->new_tokens) == REDIS_OK
-		              ? 0
-		              : -1;
+		snprintf(tokens, sizeof(tokens), "%lld", l->new_tokens);
+		ret = ms_store_append_strs(l->store, l->ctx, "HINCRBY", l->keys.meta, "tokens",
+		                           tokens, NULL);
 		sent++;
 	}
 	if (ret == 0)
@@ -406,7 +417,7 @@ learn_run(struct learn *l, enum ms_learn_result *result_r, char *err, size_t err
 			return -1;
 		if (l->old_cls == l->cls) {
 			*result_r = MS_LEARN_ALREADY;
-			if (redisAppendCommand(l->ctx, "UNWATCH") != REDIS_OK ||
+			if (ms_store_append_strs(l->store, l->ctx, "UNWATCH", NULL) < 0 ||
 			    ms_store_flush_output(l->ctx) < 0)
 				ms_store_conn_drop(ms_store_conn_of(l->store, l->ctx));
 			else

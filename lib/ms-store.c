@@ -230,6 +230,25 @@ ms_store_get_reply(struct ms_store *store, redisContext *ctx)
 }
 
 int
+ms_store_append_strs(struct ms_store *store, redisContext *ctx, ...)
+{
+	va_list args;
+	size_t argc = 0;
+	const char *arg;
+
+	va_start(args, ctx);
+	while (va_arg(args, const char *) != NULL)
+		argc++;
+	va_end(args);
+	ms_resp_command(&store->resp, argc);
+	va_start(args, ctx);
+	while ((arg = va_arg(args, const char *)) != NULL)
+		ms_resp_arg_str(&store->resp, arg);
+	va_end(args);
+	return ms_store_append_resp(store, ctx);
+}
+
+int
 ms_store_append_resp(struct ms_store *store, redisContext *ctx)
 {
 	if (ms_resp_failed(&store->resp))
@@ -315,7 +334,8 @@ append_fetch(struct ms_store *store, redisContext *ctx, const struct ms_store_ke
 	struct ms_resp_fixed get;
 	size_t i, end;
 
-	if (redisAppendCommand(ctx, "HMGET %s spam ham tokens bits", keys->meta) != REDIS_OK)
+	if (ms_store_append_strs(store, ctx, "HMGET", keys->meta, "spam", "ham", "tokens", "bits",
+	                         NULL) < 0)
 		return -1;
 	ms_resp_fixed_init(&get);
 	ms_resp_fixed_add(&get, "GET");

@@ -155,8 +155,8 @@ ms_resp_arg_uint(struct ms_resp *resp, char prefix, unsigned long long value)
 void
 ms_resp_fixed_init(struct ms_resp_fixed *fixed)
 {
-	fixed->len = 0;
-	fixed->failed = false;
+	/* all of data is copied (ms_resp_arg_fixed): no byte left unset */
+	memset(fixed, 0, sizeof(*fixed));
 }
 
 void

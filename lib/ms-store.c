@@ -15,11 +15,15 @@
 #include <sys/time.h>
 #include <time.h>
 
-/* Tokens per BITFIELD_RO command (Redis refuses more than 1M arguments):
- * most mail is one command; a big message's commands are written out one
- * by one, so neither mailsift's command buffer nor hiredis's output buffer
- * holds more than one (34 bytes a token). */
-#define MS_STORE_FETCH_CHUNK 2048
+/* Tokens per BITFIELD_RO command. Redis allocates a command's argument
+ * array and, growing it one operation at a time, BITFIELD's array of
+ * operations: past 14 KB (448 tokens) both leave jemalloc's small size
+ * classes, and a whole classification in one command cost Redis 7-9 % more
+ * CPU than in commands of 256 tokens (bench/README.md, "Client CPU per
+ * message"). The commands are written out one by one, so neither
+ * mailsift's command buffer nor hiredis's output buffer holds more than
+ * one (34 bytes a token). */
+#define MS_STORE_FETCH_CHUNK 256
 
 struct ms_store *
 ms_store_create(const char *address, const char *read_address, const char *prefix,

@@ -68,6 +68,12 @@ ms_store_destroy(struct ms_store **storep)
 
 	if (store == NULL)
 		return;
+	/* The last learn's marks, sweep and token count were sent without
+	 * waiting: Redis drops what it has not run yet of a client that went
+	 * away, so their replies are read first (within the timeout; an
+	 * error only ends the wait). */
+	if (store->write.ctx != NULL && (store->write.pending > 0 || store->ahead.sent))
+		(void)ms_store_prepare_read(store, store->write.ctx);
 	ms_store_conn_drop(&store->write);
 	ms_store_conn_drop(&store->read);
 	free(store->write.address);

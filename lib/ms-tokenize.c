@@ -403,28 +403,17 @@ sort_bucket(uint64_t *v, size_t n)
 #define SORT_BITS_MAX 12
 #define SORT_COPY_MAX 4096
 
+/* The n sorted hashes into h, each once; sorted may be h itself (what is
+ * written never passes what is still to read). Returns how many. */
 static size_t
-dedup_sorted(uint64_t *h, size_t n)
+dedup_sorted(uint64_t *h, const uint64_t *sorted, size_t n)
 {
 	size_t i, out = 1;
 
+	h[0] = sorted[0];
 	for (i = 1; i < n; i++) {
-		if (h[i] != h[out - 1])
-			h[out++] = h[i];
-	}
-	return out;
-}
-
-/* the sorted copy into h, each hash once; returns how many */
-static size_t
-dedup_copy(uint64_t *h, const uint64_t *copy, size_t n)
-{
-	size_t i, out = 1;
-
-	h[0] = copy[0];
-	for (i = 1; i < n; i++) {
-		if (copy[i] != h[out - 1])
-			h[out++] = copy[i];
+		if (sorted[i] != h[out - 1])
+			h[out++] = sorted[i];
 	}
 	return out;
 }
@@ -486,12 +475,12 @@ sort_unique(struct ms_tokens *tokens)
 		for (i = 0; i < n; i++)
 			copy[next[h[i] >> (64 - bits)]++] = h[i];
 		sort_buckets(copy, end, nbuckets);
-		tokens->count = dedup_copy(h, copy, n);
+		tokens->count = dedup_sorted(h, copy, n);
 		free(copy);
 	} else {
 		permute_buckets(h, end, next, nbuckets, bits);
 		sort_buckets(h, end, nbuckets);
-		tokens->count = dedup_sorted(h, n);
+		tokens->count = dedup_sorted(h, h, n);
 	}
 	free(end);
 	return 0;

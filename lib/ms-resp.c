@@ -99,24 +99,24 @@ ms_resp_command(struct ms_resp *resp, size_t nargs)
 		resp->len = (size_t)(put_header(resp->data, '*', nargs) - resp->data);
 }
 
-/* one argument of len bytes from arg at the end of resp: room is reserved */
-static void
-put_arg(struct ms_resp *resp, const void *arg, size_t len)
+/* one argument of len bytes from arg, in wire form at p, where there is
+ * room; returns the end */
+static char *
+put_arg(char *p, const void *arg, size_t len)
 {
-	char *p = put_header(resp->data + resp->len, '$', len);
-
+	p = put_header(p, '$', len);
 	memcpy(p, arg, len);
 	p += len;
 	*p++ = '\r';
 	*p++ = '\n';
-	resp->len = (size_t)(p - resp->data);
+	return p;
 }
 
 void
 ms_resp_arg(struct ms_resp *resp, const void *arg, size_t len)
 {
 	if (reserve(resp, len + RESP_SMALL_ARG))
-		put_arg(resp, arg, len);
+		resp->len = (size_t)(put_arg(resp->data + resp->len, arg, len) - resp->data);
 }
 
 void
@@ -163,18 +163,12 @@ void
 ms_resp_fixed_add(struct ms_resp_fixed *fixed, const char *arg)
 {
 	size_t len = strlen(arg);
-	char *p;
 
 	if (len > sizeof(fixed->data) || fixed->len + len + RESP_ARG_FRAME > sizeof(fixed->data)) {
 		fixed->failed = true;
 		return;
 	}
-	p = put_header(fixed->data + fixed->len, '$', len);
-	memcpy(p, arg, len);
-	p += len;
-	*p++ = '\r';
-	*p++ = '\n';
-	fixed->len = (size_t)(p - fixed->data);
+	fixed->len = (size_t)(put_arg(fixed->data + fixed->len, arg, len) - fixed->data);
 }
 
 void

@@ -55,8 +55,6 @@ learn_failed(struct learn *l, redisReply *reply, char *err, size_t errlen)
 	return ms_store_reply_failed(l->store, l->ctx, reply, err, errlen);
 }
 
-/* The lookup's commands for digest: the sweep script loaded if load, the
- * digests watched, how digest and the table were learned before. */
 /* HGET or HSET (to value) of a message's digest in the digests hash */
 static int
 append_digest(struct learn *l, const char *command, const unsigned char *digest, const char *value)
@@ -72,6 +70,8 @@ append_digest(struct learn *l, const char *command, const unsigned char *digest,
 	return ms_store_append_resp(l->store, l->ctx);
 }
 
+/* The lookup's commands for digest: the sweep script loaded if load, the
+ * digests watched, how digest and the table were learned before. */
 static int
 append_lookup(struct learn *l, const unsigned char *digest, bool load)
 {
@@ -232,32 +232,9 @@ struct exec_sink {
 	size_t learn_first, learn_end;
 };
 
-static void
-exec_integer(struct ms_reply_sink *sink, const redisReadTask *task, long long value)
-{
-	struct exec_sink *e = (struct exec_sink *)sink;
-	long long one =
-	        e->l->cls == 'S' ? (long long)MS_STORE_SPAM_ONE : (long long)MS_STORE_HAM_ONE;
-	size_t outer, k;
-
-	if (task->parent == NULL || task->parent->parent == NULL)
-		return; /* EXEC's own integers: counters, digest, sweep */
-	outer = (size_t)task->parent->idx;
-	if (outer < e->unlearn_chunks) {
-		if (value <= 1)
-			e->l->new_tokens--;
-	} else if (outer >= e->learn_first && outer < e->learn_end) {
-		/* counts now exactly one: empty before (the mark aside) */
-		k = (outer - e->learn_first) * LEARN_CHUNK + (size_t)task->idx;
-		if ((value & ~1LL) == one && k < e->l->count) {
-			e->l->new_tokens++;
-			e->l->fresh[e->l->nfresh++] =
-			        ms_store_token_slot(e->l->store, e->l->hashes[k]);
-		}
-	}
-}
-
-/* the same, read by ms_store_read_uints */
+/* One integer of EXEC's reply: element idx, its sub-th value
+ * (MS_STORE_REPLY_INT: the element is the integer). ms_store_read_uints
+ * calls it directly, the general reader through exec_integer. */
 static void
 exec_put(void *context, size_t idx, size_t sub, uint64_t value)
 {
@@ -280,6 +257,19 @@ exec_put(void *context, size_t idx, size_t sub, uint64_t value)
 			        ms_store_token_slot(e->l->store, e->l->hashes[k]);
 		}
 	}
+}
+
+static void
+exec_integer(struct ms_reply_sink *sink, const redisReadTask *task, long long value)
+{
+	struct exec_sink *e = (struct exec_sink *)sink;
+	/* BITFIELD's u40 values are never negative; 0 reads as a negative did */
+	uint64_t v = value > 0 ? (uint64_t)value : 0;
+
+	if (task->parent == NULL || task->parent->parent == NULL)
+		exec_put(e, (size_t)task->idx, MS_STORE_REPLY_INT, v);
+	else
+		exec_put(e, (size_t)task->parent->idx, (size_t)task->idx, v);
 }
 
 /* Returns 1 when committed, 0 when EXEC was aborted by the WATCH. */

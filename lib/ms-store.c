@@ -397,20 +397,31 @@ struct fetch_sink {
 	size_t count;
 };
 
-/* one GET's answer: the slot's 40 bits, straight into counts */
+/* one GET's answer: the slot's 40 bits, straight into counts (ms_store_read_uints
+ * calls it directly, the general reader through fetch_slot) */
+static void
+fetch_put(void *context, size_t idx, size_t sub, uint64_t value)
+{
+	struct ms_token_counts *counts = context;
+
+	(void)sub; /* not nested: always MS_STORE_REPLY_INT */
+
+	counts[idx].spam = MS_STORE_SLOT_SPAM(value);
+	counts[idx].ham = MS_STORE_SLOT_HAM(value);
+}
+
 static void
 fetch_slot(struct ms_reply_sink *sink, const redisReadTask *task, long long value)
 {
 	struct fetch_sink *f = (struct fetch_sink *)sink;
-	uint64_t v = value > 0 ? (uint64_t)value : 0;
 
 	if (task->parent == NULL || task->parent->parent != NULL || task->idx < 0 ||
 	    (size_t)task->idx >= f->count) {
 		sink->unexpected = true;
 		return;
 	}
-	f->counts[task->idx].spam = MS_STORE_SLOT_SPAM(v);
-	f->counts[task->idx].ham = MS_STORE_SLOT_HAM(v);
+	fetch_put(f->counts, (size_t)task->idx, MS_STORE_REPLY_INT,
+	          value > 0 ? (uint64_t)value : 0);
 }
 
 int
@@ -425,18 +436,6 @@ ms_store_sink_failed(struct ms_store *store, redisContext *ctx, const struct ms_
 		ms_error(err, errlen, "redis %s: unexpected reply", conn->address);
 	ms_store_conn_drop(conn);
 	return -1;
-}
-
-/* the same, read by ms_store_read_uints */
-static void
-fetch_put(void *context, size_t idx, size_t sub, uint64_t value)
-{
-	struct ms_token_counts *counts = context;
-
-	(void)sub; /* not nested: always MS_STORE_REPLY_INT */
-
-	counts[idx].spam = MS_STORE_SLOT_SPAM(value);
-	counts[idx].ham = MS_STORE_SLOT_HAM(value);
 }
 
 static int

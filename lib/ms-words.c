@@ -174,7 +174,7 @@ word_add(struct ms_word *word, uint32_t cp)
 	char buf[4];
 	size_t n;
 
-	cp = cp < 0x80 ? (cp >= 'A' && cp <= 'Z' ? cp + 32 : cp) : fold_case(cp);
+	cp = fold_case(cp);
 	word->nchars++;
 	if (cp >= '0' && cp <= '9')
 		word->has_digit = true;

@@ -134,8 +134,10 @@ run_stats(struct learnd *l, struct learnd_conn *c, const char *user)
 	if (ms_filter_stats(l->filter, opt_user(user), &st, err, sizeof(err)) < 0)
 		return conn_reply(c, "ERR %s\n", err);
 	return conn_reply(c,
-	                  "OK learned_spam=%llu learned_ham=%llu tokens=%llu memory_bytes=%llu\n",
-	                  st.learned_spam, st.learned_ham, st.tokens, st.memory_bytes);
+	                  "OK learned_spam=%llu learned_ham=%llu tokens=%llu table_slots=%llu "
+	                  "memory_bytes=%llu\n",
+	                  st.learned_spam, st.learned_ham, st.tokens, st.table_slots,
+	                  st.memory_bytes);
 }
 
 /* The message announced by LEARN or CLASSIFY is complete. */

@@ -214,8 +214,9 @@ cmd_stats(struct cli *cli, int argc, char **argv)
 	}
 	if (cli->user != NULL)
 		printf("user: %s\n", cli->user);
-	printf("learned_spam: %llu\nlearned_ham: %llu\ntokens: %llu\nmemory_bytes: %llu\n",
-	       st.learned_spam, st.learned_ham, st.tokens, st.memory_bytes);
+	printf("learned_spam: %llu\nlearned_ham: %llu\ntokens: %llu\ntable_slots: %llu\n"
+	       "memory_bytes: %llu\n",
+	       st.learned_spam, st.learned_ham, st.tokens, st.table_slots, st.memory_bytes);
 	return 0;
 }
 

@@ -215,6 +215,7 @@ ms_filter_stats(struct ms_filter *filter, const char *user, struct ms_filter_sta
 	stats->learned_spam = totals.learned_spam;
 	stats->learned_ham = totals.learned_ham;
 	stats->tokens = totals.tokens;
+	stats->table_slots = 1ULL << filter->cfg->token_table_bits;
 	stats->memory_bytes = memory;
 	return 0;
 }

@@ -82,7 +82,8 @@ void ms_filter_learn_many(struct ms_filter *filter, const char *user, enum ms_cl
 struct ms_filter_stats {
 	unsigned long long learned_spam;
 	unsigned long long learned_ham;
-	unsigned long long tokens;
+	unsigned long long tokens;       /* slots in use */
+	unsigned long long table_slots;  /* 2^token_table_bits */
 	unsigned long long memory_bytes; /* Redis used_memory */
 };
 

@@ -337,12 +337,14 @@ class LearndTest(harness.TestCase):
         reply = env.learner_request("STATS")
         self.assertTrue(reply.startswith("OK "), reply)
         sock = dict(kv.split("=") for kv in reply[3:].split())
-        for key in ("learned_spam", "learned_ham", "tokens", "memory_bytes"):
+        for key in ("learned_spam", "learned_ham", "tokens", "table_slots", "memory_bytes"):
             self.assertIn(key, cli)
         self.assertEqual((int(sock["learned_spam"]), int(sock["learned_ham"]),
-                          int(sock["tokens"])),
-                         (cli["learned_spam"], cli["learned_ham"], cli["tokens"]))
+                          int(sock["tokens"]), int(sock["table_slots"])),
+                         (cli["learned_spam"], cli["learned_ham"], cli["tokens"],
+                          cli["table_slots"]))
         self.assertEqual((cli["learned_spam"], cli["learned_ham"]), (20, 20))
+        self.assertEqual(cli["table_slots"], 1 << 22)  # the default token_table_bits
         # the same message scores the same through both
         probe = corpus("spam", 1, skip=100)[0]
         line = env.mailsift("classify", probe).stdout

@@ -523,6 +523,7 @@ START_TEST(test_filter_verdicts)
 	ck_assert_uint_eq(stats.learned_spam, 20);
 	ck_assert_uint_eq(stats.learned_ham, 20);
 	ck_assert_uint_gt(stats.tokens, 0);
+	ck_assert_uint_eq(stats.table_slots, 1ULL << cfg.token_table_bits);
 
 	ms_filter_classify(filter, NULL, (const unsigned char *)msg, len, &verdict);
 	ck_assert_int_eq(verdict.status, MS_VERDICT_OK);

@@ -1,7 +1,10 @@
-/* Learning: a WATCH/MULTI/EXEC transaction, so that a message's digest and
- * its token counts change together or not at all. The token updates are
- * plain BITFIELD commands: measured, Lua building the same arguments cost
- * five times the update itself (doc/redis-schema.md). */
+/* Learning: a WATCH/MULTI/EXEC transaction, so that messages' digests and
+ * their token counts change together or not at all. A transaction learns a
+ * batch of messages of one class and owner: a token slot that several of
+ * them share gets one INCRBY of their sum, and Redis parses about half the
+ * subcommands it would one message at a time (doc/redis-schema.md). The
+ * token updates are plain BITFIELD commands: measured, Lua building the same
+ * arguments cost five times the update itself. */
 #include "ms-store-private.h"
 #include "ms-util.h"
 #include "ms-store-scripts.h"
@@ -10,29 +13,36 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Tokens per BITFIELD command: Redis refuses more than 1M arguments. */
+/* Slots per BITFIELD command: Redis refuses more than 1M arguments. */
 #define LEARN_CHUNK 4096
 /* EXEC fails when another learner changed the digests meanwhile: retry. */
 #define LEARN_TRIES 5
+
+/* Distinct slots and how many of the batch's tokens fall in each. */
+struct runs {
+	unsigned int *slot;
+	unsigned int *hits;
+	size_t count;
+};
 
 struct learn {
 	struct ms_store *store;
 	redisContext *ctx;
 	struct ms_store_keys keys;
-	const unsigned char *digest;
-	const uint64_t *hashes;
-	size_t count;
-	char cls;     /* 'S' or 'H' */
-	char old_cls; /* as learned before, or 0 */
+	struct ms_store_learn_msg *msgs;
+	size_t nmsgs;
+	char cls;        /* 'S' or 'H' */
+	char *old_cls;   /* per message: as learned before, or 0 */
+	size_t nlearned; /* DONE or MOVED */
+	size_t nmoved;   /* of them, MOVED */
+	struct runs unlearn, learn;
 	long long new_tokens;
-	/* slots this learn made hold one sighting: they get the recent mark */
+	/* slots this batch made hold sightings after none: they get the mark */
 	unsigned int *fresh;
 	size_t nfresh;
 	/* called once while Redis runs the first transaction, then NULL */
 	ms_store_overlap_fn *overlap;
 	void *overlap_context;
-	/* what overlap returned: the next message's digest, or NULL */
-	const unsigned char *next_digest;
 };
 
 static const char *
@@ -41,12 +51,10 @@ class_counter(char cls)
 	return cls == 'S' ? "spam" : "ham";
 }
 
-static const char *
-class_delta(char cls, bool unlearn)
+static unsigned long long
+class_one(char cls)
 {
-	if (cls == 'S')
-		return unlearn ? "-2" : "2";     /* MS_STORE_SPAM_ONE */
-	return unlearn ? "-1048576" : "1048576"; /* MS_STORE_HAM_ONE */
+	return cls == 'S' ? MS_STORE_SPAM_ONE : MS_STORE_HAM_ONE;
 }
 
 static int
@@ -55,60 +63,72 @@ learn_failed(struct learn *l, redisReply *reply, char *err, size_t errlen)
 	return ms_store_reply_failed(l->store, l->ctx, reply, err, errlen);
 }
 
-/* HGET or HSET (to value) of a message's digest in the digests hash */
+/* Room in the store's learn buffers for count tokens, and the per message
+ * classes: reused from learn to learn. */
 static int
-append_digest(struct learn *l, const char *command, const unsigned char *digest, const char *value)
+learn_room(struct ms_store *store, size_t count, size_t nmsgs)
 {
-	struct ms_resp *resp = &l->store->resp;
+	struct ms_store_learn_buf *b = &store->learn;
+	unsigned int *slots, *hits, *fresh;
+	char *old;
 
-	ms_resp_command(resp, value != NULL ? 4 : 3);
-	ms_resp_arg_str(resp, command);
-	ms_resp_arg_str(resp, l->keys.digests);
-	ms_resp_arg(resp, digest, MS_DIGEST_SIZE);
-	if (value != NULL)
-		ms_resp_arg_str(resp, value);
-	return ms_store_append_resp(l->store, l->ctx);
+	if (nmsgs > b->msgs_capacity) {
+		if ((old = realloc(b->old_cls, nmsgs)) == NULL)
+			return -1;
+		b->old_cls = old;
+		b->msgs_capacity = nmsgs;
+	}
+	if (count <= b->capacity)
+		return 0;
+	if ((slots = realloc(b->slots, count * sizeof(*slots))) == NULL)
+		return -1;
+	b->slots = slots;
+	if ((hits = realloc(b->hits, count * sizeof(*hits))) == NULL)
+		return -1;
+	b->hits = hits;
+	if ((fresh = realloc(b->fresh, count * sizeof(*fresh))) == NULL)
+		return -1;
+	b->fresh = fresh;
+	b->capacity = count;
+	return 0;
 }
 
-/* The lookup's commands for digest: the sweep script loaded if load, the
- * digests watched, how digest and the table were learned before. */
+/* The lookup's commands: the sweep script loaded if load, the digests
+ * watched, how the batch's messages and the table were learned before. */
 static int
-append_lookup(struct learn *l, const unsigned char *digest, bool load)
+append_lookup(struct learn *l, bool load)
 {
+	struct ms_resp *resp = &l->store->resp;
+	size_t i;
+
 	if ((load &&
 	     redisAppendCommand(l->ctx, "SCRIPT LOAD %s", MS_STORE_SWEEP_LUA) != REDIS_OK) ||
-	    ms_store_append_strs(l->store, l->ctx, "WATCH", l->keys.digests, NULL) < 0 ||
-	    append_digest(l, "HGET", digest, NULL) < 0 ||
+	    ms_store_append_strs(l->store, l->ctx, "WATCH", l->keys.digests, NULL) < 0)
+		return -1;
+	ms_resp_command(resp, 2 + l->nmsgs);
+	ms_resp_arg_str(resp, "HMGET");
+	ms_resp_arg_str(resp, l->keys.digests);
+	for (i = 0; i < l->nmsgs; i++)
+		ms_resp_arg(resp, l->msgs[i].digest, MS_DIGEST_SIZE);
+	if (ms_store_append_resp(l->store, l->ctx) < 0 ||
 	    ms_store_append_strs(l->store, l->ctx, "HGET", l->keys.meta, "bits", NULL) < 0)
 		return -1;
 	return 0;
 }
 
-/* Whether the previous learn already sent this one's lookup (ms_filter_learn_many):
- * then only its replies are read. A lookup sent for another message is skipped. */
+/* A message's class as the digests hash has it: 'S', 'H', or 0. */
 static bool
-lookup_sent_ahead(struct learn *l, bool *load_r)
+read_class(const redisReply *reply, char *cls_r)
 {
-	struct ms_store_ahead *ahead = &l->store->ahead;
-	struct ms_redis_conn *conn = ms_store_conn_of(l->store, l->ctx);
-	bool usable;
-
-	if (!ahead->sent)
+	if (reply->type != REDIS_REPLY_NIL && reply->type != REDIS_REPLY_STRING)
 		return false;
-	ahead->sent = false;
-	if (ahead->generation != conn->generation)
-		return false; /* sent on a connection since dropped */
-	usable = memcmp(ahead->digest, l->digest, MS_DIGEST_SIZE) == 0 &&
-	         strcmp(ahead->digests_key, l->keys.digests) == 0;
-	if (!usable)
-		conn->pending += ahead->load ? 4 : 3;
-	*load_r = ahead->load;
-	return usable;
+	*cls_r = reply->type == REDIS_REPLY_STRING && reply->len == 1 ? reply->str[0] : 0;
+	return true;
 }
 
 /* Round trip 1: load the sweep script on a new connection (or after a
  * NOSCRIPT among the replies skipped first), WATCH the digests, and read how
- * this message and the table were learned before. */
+ * the messages and the table were learned before. */
 static int
 learn_lookup(struct learn *l, char *err, size_t errlen)
 {
@@ -116,14 +136,13 @@ learn_lookup(struct learn *l, char *err, size_t errlen)
 	redisReply *reply;
 	uint64_t bits;
 	bool load;
+	size_t i;
 
-	if (!lookup_sent_ahead(l, &load)) {
-		if (ms_store_prepare_read(l->store, l->ctx) < 0)
-			return learn_failed(l, NULL, err, errlen);
-		load = !conn->sweep_loaded;
-		if (append_lookup(l, l->digest, load) < 0)
-			return learn_failed(l, NULL, err, errlen);
-	}
+	if (ms_store_prepare_read(l->store, l->ctx) < 0)
+		return learn_failed(l, NULL, err, errlen);
+	load = !conn->sweep_loaded;
+	if (append_lookup(l, load) < 0)
+		return learn_failed(l, NULL, err, errlen);
 	if (load) {
 		reply = ms_store_get_reply(l->store, l->ctx);
 		if (ms_store_note_sweep(l->store, conn, reply) < 0)
@@ -135,9 +154,12 @@ learn_lookup(struct learn *l, char *err, size_t errlen)
 		return learn_failed(l, reply, err, errlen);
 	freeReplyObject(reply);
 	reply = ms_store_get_reply(l->store, l->ctx);
-	if (reply == NULL || (reply->type != REDIS_REPLY_NIL && reply->type != REDIS_REPLY_STRING))
+	if (!ms_store_is_array(reply, l->nmsgs))
 		return learn_failed(l, reply, err, errlen);
-	l->old_cls = reply->type == REDIS_REPLY_STRING && reply->len == 1 ? reply->str[0] : 0;
+	for (i = 0; i < l->nmsgs; i++) {
+		if (!read_class(reply->element[i], &l->old_cls[i]))
+			return learn_failed(l, reply, err, errlen);
+	}
 	freeReplyObject(reply);
 	reply = ms_store_get_reply(l->store, l->ctx);
 	if (reply == NULL || (reply->type != REDIS_REPLY_NIL && reply->type != REDIS_REPLY_STRING))
@@ -154,21 +176,113 @@ learn_lookup(struct learn *l, char *err, size_t errlen)
 	return 0;
 }
 
-/* One BITFIELD per chunk of tokens: add delta to each token's slot. */
+/* Each message's result, as learning them one after the other would give:
+ * a digest met earlier in the batch is learned as cls by then. */
+static void
+learn_decide(struct learn *l)
+{
+	size_t i, j;
+	char old;
+
+	l->nlearned = 0;
+	l->nmoved = 0;
+	for (i = 0; i < l->nmsgs; i++) {
+		old = l->old_cls[i];
+		for (j = 0; j < i && old != l->cls; j++) {
+			if (memcmp(l->msgs[j].digest, l->msgs[i].digest, MS_DIGEST_SIZE) == 0)
+				old = l->cls;
+		}
+		l->old_cls[i] = old;
+		if (old == l->cls) {
+			l->msgs[i].result = MS_LEARN_ALREADY;
+			continue;
+		}
+		l->msgs[i].result = old != 0 ? MS_LEARN_MOVED : MS_LEARN_DONE;
+		l->nlearned++;
+		l->nmoved += old != 0;
+	}
+}
+
+/* Highest first: BITFIELD grows the table once per command, to its highest
+ * offset, and a table grown command by command in ascending order kept
+ * Redis's spare room (25.2 MB for a 21 MB table). */
 static int
-append_updates(struct learn *l, char cls, bool unlearn)
+compare_slots(const void *a, const void *b)
+{
+	unsigned int x = *(const unsigned int *)a, y = *(const unsigned int *)b;
+
+	return x > y ? -1 : x < y;
+}
+
+/* The slots of the tokens of the messages to unlearn (MOVED) or to learn
+ * (all but ALREADY), from r->slot[0] on, sorted and counted: each distinct
+ * slot once, with its hits. */
+static void
+collect_runs(struct learn *l, bool unlearn, struct runs *r)
+{
+	const struct ms_store_learn_msg *m;
+	size_t i, k, n = 0;
+
+	for (i = 0; i < l->nmsgs; i++) {
+		m = &l->msgs[i];
+		if (m->result == MS_LEARN_ALREADY || (unlearn && m->result != MS_LEARN_MOVED))
+			continue;
+		for (k = 0; k < m->count; k++)
+			r->slot[n++] = ms_store_token_slot(l->store, m->hashes[k]);
+	}
+	if (n > 1)
+		qsort(r->slot, n, sizeof(*r->slot), compare_slots);
+	r->count = 0;
+	for (i = 0; i < n; i++) {
+		if (r->count > 0 && r->slot[r->count - 1] == r->slot[i]) {
+			r->hits[r->count - 1]++;
+			continue;
+		}
+		r->slot[r->count] = r->slot[i];
+		r->hits[r->count++] = 1;
+	}
+}
+
+/* The runs of the unlearn, then of the learn after them in the buffers. */
+static int
+learn_collect(struct learn *l)
+{
+	struct ms_store_learn_buf *b = &l->store->learn;
+	size_t i, moved = 0, learned = 0;
+
+	for (i = 0; i < l->nmsgs; i++) {
+		if (l->msgs[i].result != MS_LEARN_ALREADY)
+			learned += l->msgs[i].count;
+		if (l->msgs[i].result == MS_LEARN_MOVED)
+			moved += l->msgs[i].count;
+	}
+	if (learn_room(l->store, moved + learned, l->nmsgs) < 0)
+		return -1;
+	l->unlearn.slot = b->slots;
+	l->unlearn.hits = b->hits;
+	collect_runs(l, true, &l->unlearn);
+	l->learn.slot = b->slots + moved;
+	l->learn.hits = b->hits + moved;
+	collect_runs(l, false, &l->learn);
+	l->fresh = b->fresh;
+	return 0;
+}
+
+/* One BITFIELD per chunk of slots: add hits times one sighting of cls to
+ * each (subtract if unlearn). */
+static int
+append_updates(struct learn *l, const struct runs *r, char cls, bool unlearn)
 {
 	struct ms_resp *resp = &l->store->resp;
-	struct ms_resp_fixed incrby, delta;
+	struct ms_resp_fixed incrby;
+	unsigned long long one = class_one(cls);
 	size_t i, end;
 
 	ms_resp_fixed_init(&incrby);
 	ms_resp_fixed_add(&incrby, "INCRBY");
 	ms_resp_fixed_add(&incrby, "u40");
-	ms_resp_fixed_init(&delta);
-	ms_resp_fixed_add(&delta, class_delta(cls, unlearn));
-	for (i = 0; i < l->count; i = end) {
-		end = l->count - i > LEARN_CHUNK ? i + LEARN_CHUNK : l->count;
+	for (i = 0; i < r->count; i = end) {
+		end = r->count - i > LEARN_CHUNK ? i + LEARN_CHUNK : r->count;
 		ms_resp_command(resp, 4 + 4 * (end - i));
 		ms_resp_arg(resp, "BITFIELD", 8);
 		ms_resp_arg_str(resp, l->keys.table);
@@ -176,8 +290,8 @@ append_updates(struct learn *l, char cls, bool unlearn)
 		ms_resp_arg(resp, "SAT", 3);
 		for (; i < end; i++) {
 			ms_resp_arg_fixed(resp, &incrby);
-			ms_resp_arg_uint(resp, '#', ms_store_token_slot(l->store, l->hashes[i]));
-			ms_resp_arg_fixed(resp, &delta);
+			ms_resp_arg_uint(resp, '#', r->slot[i]);
+			ms_resp_arg_uint(resp, unlearn ? '-' : '\0', r->hits[i] * one);
 		}
 		if (ms_store_append_resp(l->store, l->ctx) < 0)
 			return -1;
@@ -191,40 +305,67 @@ chunks(size_t count)
 	return (count + LEARN_CHUNK - 1) / LEARN_CHUNK;
 }
 
+/* HINCRBY of a class's counter by delta */
+static int
+append_counter(struct learn *l, char cls, long long delta)
+{
+	char number[24];
+
+	snprintf(number, sizeof(number), "%lld", delta);
+	return ms_store_append_strs(l->store, l->ctx, "HINCRBY", l->keys.meta, class_counter(cls),
+	                            number, NULL);
+}
+
+/* HSET of the learned messages' digests to cls */
+static int
+append_digests(struct learn *l)
+{
+	struct ms_resp *resp = &l->store->resp;
+	const char *value = l->cls == 'S' ? "S" : "H";
+	size_t i;
+
+	ms_resp_command(resp, 2 + 2 * l->nlearned);
+	ms_resp_arg_str(resp, "HSET");
+	ms_resp_arg_str(resp, l->keys.digests);
+	for (i = 0; i < l->nmsgs; i++) {
+		if (l->msgs[i].result == MS_LEARN_ALREADY)
+			continue;
+		ms_resp_arg(resp, l->msgs[i].digest, MS_DIGEST_SIZE);
+		ms_resp_arg_str(resp, value);
+	}
+	return ms_store_append_resp(l->store, l->ctx);
+}
+
 /* Round trip 2: the transaction. Returns the number of queued commands. */
 static int
 append_transaction(struct learn *l, size_t *queued_r)
 {
-	char bits[16];
+	char other = l->cls == 'S' ? 'H' : 'S', bits[16];
 	size_t queued = 0;
 
 	snprintf(bits, sizeof(bits), "%u", l->store->table_bits);
 	if (ms_store_append_strs(l->store, l->ctx, "MULTI", NULL) < 0)
 		return -1;
-	if (l->old_cls != 0) {
-		if (append_updates(l, l->old_cls, true) < 0 ||
-		    ms_store_append_strs(l->store, l->ctx, "HINCRBY", l->keys.meta,
-		                         class_counter(l->old_cls), "-1", NULL) < 0)
+	if (l->nmoved > 0) {
+		if (append_updates(l, &l->unlearn, other, true) < 0 ||
+		    append_counter(l, other, -(long long)l->nmoved) < 0)
 			return -1;
-		queued += chunks(l->count) + 1;
+		queued += chunks(l->unlearn.count) + 1;
 	}
-	if (append_updates(l, l->cls, false) < 0 ||
-	    ms_store_append_strs(l->store, l->ctx, "HINCRBY", l->keys.meta, class_counter(l->cls),
-	                         "1", NULL) < 0 ||
-	    append_digest(l, "HSET", l->digest, l->cls == 'S' ? "S" : "H") < 0 ||
+	if (append_updates(l, &l->learn, l->cls, false) < 0 ||
+	    append_counter(l, l->cls, (long long)l->nlearned) < 0 || append_digests(l) < 0 ||
 	    ms_store_append_strs(l->store, l->ctx, "HSETNX", l->keys.meta, "bits", bits, NULL) <
 	            0 ||
 	    ms_store_append_strs(l->store, l->ctx, "EXEC", NULL) < 0)
 		return -1;
-	*queued_r = queued + chunks(l->count) + 3;
+	*queued_r = queued + chunks(l->learn.count) + 3;
 	return 0;
 }
 
-/* The transaction's reply, counted as it is read: tokens whose slot went
- * from empty to used (noted in fresh), or back. EXEC's array holds, in
- * order, the unlearn's BITFIELD replies and its HINCRBY (if moving), the
- * learn's BITFIELD replies (INCRBY's new value per token), then three
- * integers. */
+/* The transaction's reply, counted as it is read: slots that went from
+ * empty to used (noted in fresh), or back. EXEC's array holds, in order,
+ * the unlearn's BITFIELD replies and its HINCRBY (if moving), the learn's
+ * BITFIELD replies (INCRBY's new value per slot), then three integers. */
 struct exec_sink {
 	struct ms_reply_sink sink;
 	struct learn *l;
@@ -239,22 +380,21 @@ static void
 exec_put(void *context, size_t idx, size_t sub, uint64_t value)
 {
 	struct exec_sink *e = context;
-	long long one =
-	        e->l->cls == 'S' ? (long long)MS_STORE_SPAM_ONE : (long long)MS_STORE_HAM_ONE;
+	struct learn *l = e->l;
 	size_t k;
 
 	if (sub == MS_STORE_REPLY_INT)
 		return; /* EXEC's own integers: counters, digest, sweep */
 	if (idx < e->unlearn_chunks) {
 		if (value <= 1)
-			e->l->new_tokens--;
+			l->new_tokens--;
 	} else if (idx >= e->learn_first && idx < e->learn_end) {
-		/* counts now exactly one: empty before (the mark aside) */
+		/* counts now exactly what the batch added: empty before (the
+		 * mark aside) */
 		k = (idx - e->learn_first) * LEARN_CHUNK + sub;
-		if ((long long)(value & ~1ULL) == one && k < e->l->count) {
-			e->l->new_tokens++;
-			e->l->fresh[e->l->nfresh++] =
-			        ms_store_token_slot(e->l->store, e->l->hashes[k]);
+		if (k < l->learn.count && (value & ~1ULL) == l->learn.hits[k] * class_one(l->cls)) {
+			l->new_tokens++;
+			l->fresh[l->nfresh++] = l->learn.slot[k];
 		}
 	}
 }
@@ -284,7 +424,7 @@ learn_commit(struct learn *l, char *err, size_t errlen)
 	if (append_transaction(l, &queued) < 0 || ms_store_flush_output(l->ctx) < 0)
 		return learn_failed(l, NULL, err, errlen);
 	if (l->overlap != NULL) {
-		l->next_digest = l->overlap(l->overlap_context);
+		l->overlap(l->overlap_context);
 		l->overlap = NULL;
 	}
 	for (i = 0; i < queued + 1; i++) { /* +OK for MULTI, +QUEUED each */
@@ -293,9 +433,9 @@ learn_commit(struct learn *l, char *err, size_t errlen)
 			return learn_failed(l, reply, err, errlen);
 		freeReplyObject(reply);
 	}
-	e.unlearn_chunks = l->old_cls != 0 ? chunks(l->count) : 0;
-	e.learn_first = l->old_cls != 0 ? chunks(l->count) + 1 : 0;
-	e.learn_end = e.learn_first + chunks(l->count);
+	e.unlearn_chunks = l->nmoved > 0 ? chunks(l->unlearn.count) : 0;
+	e.learn_first = l->nmoved > 0 ? e.unlearn_chunks + 1 : 0;
+	e.learn_end = e.learn_first + chunks(l->learn.count);
 	l->new_tokens = 0;
 	l->nfresh = 0;
 	ret = ms_store_read_uints(l->store, l->ctx, queued, true, exec_put, &e, err, errlen);
@@ -316,32 +456,12 @@ learn_commit(struct learn *l, char *err, size_t errlen)
 	return 1;
 }
 
-/* The next message's lookup rides on this learn's last write, so that its
- * answer is there when the next learn asks: one wait less per message. */
-static int
-send_lookup_ahead(struct learn *l)
-{
-	struct ms_store_ahead *ahead = &l->store->ahead;
-	struct ms_redis_conn *conn = ms_store_conn_of(l->store, l->ctx);
-
-	if (l->next_digest == NULL)
-		return 0;
-	ahead->load = !conn->sweep_loaded;
-	if (append_lookup(l, l->next_digest, ahead->load) < 0)
-		return -1;
-	ahead->sent = true;
-	ahead->generation = conn->generation;
-	memcpy(ahead->digest, l->next_digest, MS_DIGEST_SIZE);
-	snprintf(ahead->digests_key, sizeof(ahead->digests_key), "%s", l->keys.digests);
-	return 0;
-}
-
 /* After the transaction, sent without waiting (their replies are skipped
- * before the next command's): the recent mark of the slots that now hold
- * one sighting, the expiry sweep, and the token count. Only a slot holding
- * one sighting can expire, so only it needs the mark, and before the sweep
- * (doc/redis-schema.md, "Expire"); a slot seen more often keeps its counts
- * whatever its mark says. */
+ * before the next command's): the recent mark of the slots the batch made
+ * hold sightings, the expiry sweep (a slice per learned message), and the
+ * token count. Only a slot holding one sighting can expire, and a slot only
+ * comes to hold one through a learn into an empty slot, so only those need
+ * the mark, and before the sweep (doc/redis-schema.md, "Expire"). */
 static void
 send_after_commit(struct learn *l)
 {
@@ -349,7 +469,7 @@ send_after_commit(struct learn *l)
 	struct ms_resp *resp = &l->store->resp;
 	struct ms_resp_fixed set, one;
 	unsigned int sent = 0;
-	char bits[16], sweep[16], tokens[24];
+	char bits[16], sweep[24], tokens[24];
 	size_t i, end;
 	int ret = 0;
 
@@ -360,9 +480,10 @@ send_after_commit(struct learn *l)
 	ms_resp_fixed_add(&one, "1");
 
 	snprintf(bits, sizeof(bits), "%u", l->store->table_bits);
-	snprintf(sweep, sizeof(sweep), "%u",
-	         ((1u << l->store->table_bits) + MS_STORE_SWEEP_CYCLE_LEARNS - 1) /
-	                 MS_STORE_SWEEP_CYCLE_LEARNS);
+	snprintf(sweep, sizeof(sweep), "%llu",
+	         (unsigned long long)l->nlearned *
+	                 (((1u << l->store->table_bits) + MS_STORE_SWEEP_CYCLE_LEARNS - 1) /
+	                  MS_STORE_SWEEP_CYCLE_LEARNS));
 	for (i = 0; i < l->nfresh && ret == 0; i = end, sent++) {
 		end = l->nfresh - i > LEARN_CHUNK ? i + LEARN_CHUNK : l->nfresh;
 		ms_resp_command(resp, 2 + 4 * (end - i));
@@ -389,8 +510,6 @@ send_after_commit(struct learn *l)
 		                           tokens, NULL);
 		sent++;
 	}
-	if (ret == 0)
-		ret = send_lookup_ahead(l);
 	if (ret == 0 && ms_store_flush_output(l->ctx) == 0)
 		conn->pending += sent;
 	else
@@ -398,15 +517,15 @@ send_after_commit(struct learn *l)
 }
 
 static int
-learn_run(struct learn *l, enum ms_learn_result *result_r, char *err, size_t errlen)
+learn_run(struct learn *l, char *err, size_t errlen)
 {
 	int tries, ret;
 
 	for (tries = 0; tries < LEARN_TRIES; tries++) {
 		if (learn_lookup(l, err, errlen) < 0)
 			return -1;
-		if (l->old_cls == l->cls) {
-			*result_r = MS_LEARN_ALREADY;
+		learn_decide(l);
+		if (l->nlearned == 0) {
 			if (ms_store_append_strs(l->store, l->ctx, "UNWATCH", NULL) < 0 ||
 			    ms_store_flush_output(l->ctx) < 0)
 				ms_store_conn_drop(ms_store_conn_of(l->store, l->ctx));
@@ -414,10 +533,13 @@ learn_run(struct learn *l, enum ms_learn_result *result_r, char *err, size_t err
 				ms_store_conn_of(l->store, l->ctx)->pending++;
 			return 0;
 		}
+		if (learn_collect(l) < 0) {
+			ms_store_conn_drop(ms_store_conn_of(l->store, l->ctx)); /* and the WATCH */
+			return ms_error(err, errlen, "out of memory");
+		}
 		if ((ret = learn_commit(l, err, errlen)) < 0)
 			return -1;
 		if (ret == 1) {
-			*result_r = l->old_cls != 0 ? MS_LEARN_MOVED : MS_LEARN_DONE;
 			send_after_commit(l);
 			return 0;
 		}
@@ -426,28 +548,29 @@ learn_run(struct learn *l, enum ms_learn_result *result_r, char *err, size_t err
 }
 
 int
-ms_store_learn_overlap(struct ms_store *store, const char *user, enum ms_class cls,
-                       const unsigned char digest[MS_DIGEST_SIZE], const uint64_t *hashes,
-                       size_t count, ms_store_overlap_fn *overlap, void *context,
-                       enum ms_learn_result *result_r, char *err, size_t errlen)
+ms_store_learn_batch(struct ms_store *store, const char *user, enum ms_class cls,
+                     struct ms_store_learn_msg *msgs, size_t count, ms_store_overlap_fn *overlap,
+                     void *context, char *err, size_t errlen)
 {
 	struct learn l = {
 	        .store = store,
-	        .digest = digest,
-	        .hashes = hashes,
-	        .count = count,
+	        .msgs = msgs,
+	        .nmsgs = count,
 	        .cls = cls == MS_CLASS_SPAM ? 'S' : 'H',
 	        .overlap = overlap,
 	        .overlap_context = context,
 	};
 
+	if (count == 0)
+		return 0;
 	if (ms_store_make_keys(store, user, &l.keys, err, errlen) < 0)
 		return -1;
 	if ((l.ctx = ms_store_conn_get(store, false, err, errlen)) == NULL)
 		return -1;
-	if ((l.fresh = ms_store_fresh_slots(store, count)) == NULL)
+	if (learn_room(store, 0, count) < 0)
 		return ms_error(err, errlen, "out of memory");
-	return learn_run(&l, result_r, err, errlen);
+	l.old_cls = store->learn.old_cls;
+	return learn_run(&l, err, errlen);
 }
 
 int
@@ -455,6 +578,10 @@ ms_store_learn(struct ms_store *store, const char *user, enum ms_class cls,
                const unsigned char digest[MS_DIGEST_SIZE], const uint64_t *hashes, size_t count,
                enum ms_learn_result *result_r, char *err, size_t errlen)
 {
-	return ms_store_learn_overlap(store, user, cls, digest, hashes, count, NULL, NULL, result_r,
-	                              err, errlen);
+	struct ms_store_learn_msg m = {.digest = digest, .hashes = hashes, .count = count};
+
+	if (ms_store_learn_batch(store, user, cls, &m, 1, NULL, NULL, err, errlen) < 0)
+		return -1;
+	*result_r = m.result;
+	return 0;
 }

@@ -34,13 +34,14 @@ struct ms_redis_conn {
 	bool sweep_loaded;
 };
 
-/* A learn's lookup sent with the previous learn's last write. */
-struct ms_store_ahead {
-	bool sent;
-	bool load; /* SCRIPT LOAD sent with it */
-	unsigned long generation;
-	unsigned char digest[MS_DIGEST_SIZE];
-	char digests_key[MS_STORE_MAX_KEY];
+/* A learn's buffers (ms-store-learn.c), reused from learn to learn. */
+struct ms_store_learn_buf {
+	unsigned int *slots; /* the batch's token slots, then its distinct ones */
+	unsigned int *hits;  /* tokens per distinct slot */
+	unsigned int *fresh; /* slots the batch made hold sightings after none */
+	size_t capacity;
+	char *old_cls; /* per message: its class before the batch */
+	size_t msgs_capacity;
 };
 
 struct ms_store {
@@ -51,9 +52,7 @@ struct ms_store {
 	unsigned int table_bits;
 	char sweep_sha[41];  /* as Redis named it on SCRIPT LOAD */
 	struct ms_resp resp; /* the token commands, formatted */
-	unsigned int *fresh; /* a learn's slots that now hold one sighting */
-	size_t fresh_capacity;
-	struct ms_store_ahead ahead;
+	struct ms_store_learn_buf learn;
 };
 
 struct ms_store_keys {
@@ -68,9 +67,6 @@ struct ms_redis_conn *ms_store_conn_of(struct ms_store *store, redisContext *ctx
 int ms_store_reply_failed(struct ms_store *store, redisContext *ctx, redisReply *reply, char *err,
                           size_t errlen);
 int ms_store_flush_output(redisContext *ctx);
-/* Room for count slot numbers, reused from learn to learn; NULL if out of
- * memory. */
-unsigned int *ms_store_fresh_slots(struct ms_store *store, size_t count);
 /* Read a reply nobody waits for, allocating nothing; error gets its error
  * message ("" if none). On failure the caller drops the connection. */
 int ms_store_discard_reply(redisContext *ctx, char *error, size_t size);

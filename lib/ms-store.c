@@ -72,7 +72,7 @@ ms_store_destroy(struct ms_store **storep)
 	 * waiting: Redis drops what it has not run yet of a client that went
 	 * away, so their replies are read first (within the timeout; an
 	 * error only ends the wait). */
-	if (store->write.ctx != NULL && (store->write.pending > 0 || store->ahead.sent))
+	if (store->write.ctx != NULL && store->write.pending > 0)
 		(void)ms_store_prepare_read(store, store->write.ctx);
 	ms_store_conn_drop(&store->write);
 	ms_store_conn_drop(&store->read);
@@ -80,7 +80,10 @@ ms_store_destroy(struct ms_store **storep)
 	free(store->read.address);
 	free(store->prefix);
 	ms_resp_free(&store->resp);
-	free(store->fresh);
+	free(store->learn.slots);
+	free(store->learn.hits);
+	free(store->learn.fresh);
+	free(store->learn.old_cls);
 	free(store);
 	*storep = NULL;
 }
@@ -193,17 +196,10 @@ int
 ms_store_prepare_read(struct ms_store *store, redisContext *ctx)
 {
 	struct ms_redis_conn *conn = ms_store_conn_of(store, ctx);
+	char error[16];
 
 	if (ms_store_flush_output(ctx) < 0)
 		return -1;
-	char error[16];
-
-	/* a learn's lookup sent ahead that this read is not: skipped too */
-	if (store->ahead.sent && conn == &store->write &&
-	    store->ahead.generation == conn->generation) {
-		conn->pending += store->ahead.load ? 4 : 3;
-		store->ahead.sent = false;
-	}
 	for (; conn->pending > 0; conn->pending--) {
 		if (ms_store_discard_reply(ctx, error, sizeof(error)) < 0)
 			return -1;
@@ -211,22 +207,6 @@ ms_store_prepare_read(struct ms_store *store, redisContext *ctx)
 			conn->sweep_loaded = false;
 	}
 	return 0;
-}
-
-unsigned int *
-ms_store_fresh_slots(struct ms_store *store, size_t count)
-{
-	unsigned int *fresh;
-
-	if (count == 0)
-		count = 1; /* a message without tokens still gets a buffer */
-	if (count <= store->fresh_capacity)
-		return store->fresh;
-	if ((fresh = realloc(store->fresh, count * sizeof(*fresh))) == NULL)
-		return NULL;
-	store->fresh = fresh;
-	store->fresh_capacity = count;
-	return fresh;
 }
 
 redisReply *

@@ -55,17 +55,27 @@ int ms_store_learn(struct ms_store *store, const char *user, enum ms_class cls,
                    const unsigned char digest[MS_DIGEST_SIZE], const uint64_t *hashes, size_t count,
                    enum ms_learn_result *result_r, char *err, size_t errlen);
 
-/* ms_store_learn, and overlap(context) is called once while Redis runs the
- * transaction (not at all if the learn ends before: an error, ALREADY):
- * the caller prepares its next message meanwhile and returns its digest if
- * the next learn (same user) is that message's, else NULL; its lookup is
- * then sent ahead. */
-typedef const unsigned char *ms_store_overlap_fn(void *context);
+/* One message of ms_store_learn_batch: its result is set when the batch
+ * returns 0. */
+struct ms_store_learn_msg {
+	const unsigned char *digest;
+	const uint64_t *hashes;
+	size_t count;
+	enum ms_learn_result result;
+};
 
-int ms_store_learn_overlap(struct ms_store *store, const char *user, enum ms_class cls,
-                           const unsigned char digest[MS_DIGEST_SIZE], const uint64_t *hashes,
-                           size_t count, ms_store_overlap_fn *overlap, void *context,
-                           enum ms_learn_result *result_r, char *err, size_t errlen);
+/* Learn count messages as cls for one user in one transaction, with the
+ * results, counts, counters and digests that ms_store_learn() of each in
+ * order would give (a digest repeated in the batch is ALREADY the second
+ * time), a slice of expiry sweep per message learned. On failure (-1) none
+ * of them is learned. overlap(context), if not NULL, is called once while
+ * Redis runs the transaction (not at all if the batch ends before: an error,
+ * all ALREADY): the caller prepares its next batch meanwhile. */
+typedef void ms_store_overlap_fn(void *context);
+
+int ms_store_learn_batch(struct ms_store *store, const char *user, enum ms_class cls,
+                         struct ms_store_learn_msg *msgs, size_t count,
+                         ms_store_overlap_fn *overlap, void *context, char *err, size_t errlen);
 
 /* Expiry of rare, stale tokens: visit the next nslots slots; a token seen
  * once in all (spam + ham = 1) and not learned again since the previous

@@ -14,8 +14,13 @@
 #include <sysexits.h>
 #include <unistd.h>
 
-/* learn and classify read this many files, then process them pipelined */
-#define CLI_BATCH 16
+/* learn and classify read up to CLI_BATCH files, CLI_BATCH_BYTES in all, then
+ * process them together: a learn's batch is one store transaction
+ * (doc/redis-schema.md, "Learn"). A buffer that grew past CLI_KEEP_BYTES
+ * for a big message is given back after its batch. */
+#define CLI_BATCH       64
+#define CLI_BATCH_BYTES (16u << 20)
+#define CLI_KEEP_BYTES  (1u << 20)
 
 /* Buffers reused for every file of a run. */
 struct msg_buf {
@@ -104,34 +109,69 @@ read_message(struct cli *cli, const char *path, struct msg_buf *buf)
 	return ret;
 }
 
-/* Files are read CLI_BATCH at a time and learned pipelined
- * (ms_filter_learn_many). counts[] by result, the rest failed. */
-static void
-learn_batch(struct cli *cli, enum ms_class cls, char **paths, int count, unsigned int counts[3],
-            unsigned int *failed)
-{
+/* The files read for one batch, in cli's buffers. */
+struct batch {
 	struct ms_filter_message msgs[CLI_BATCH];
-	struct ms_learn_outcome outcomes[CLI_BATCH];
 	const char *names[CLI_BATCH];
-	int i, n = 0;
+	size_t n;
+};
 
-	for (i = 0; i < count; i++) {
-		if (read_message(cli, paths[i], &cli->bufs[n]) < 0) {
+/* Read paths[] until the batch is full; returns how many it took. Files
+ * that cannot be read are reported and counted in *failed. */
+static int
+read_batch(struct cli *cli, char **paths, int count, struct batch *b, unsigned int *failed)
+{
+	size_t bytes = 0;
+	int i;
+
+	b->n = 0;
+	for (i = 0; i < count && b->n < CLI_BATCH && bytes < CLI_BATCH_BYTES; i++) {
+		if (read_message(cli, paths[i], &cli->bufs[b->n]) < 0) {
 			(*failed)++;
 			continue;
 		}
-		msgs[n].data = cli->bufs[n].data;
-		msgs[n].size = cli->bufs[n].size;
-		names[n++] = paths[i];
+		bytes += cli->bufs[b->n].size;
+		b->msgs[b->n].data = cli->bufs[b->n].data;
+		b->msgs[b->n].size = cli->bufs[b->n].size;
+		b->names[b->n++] = paths[i];
 	}
-	ms_filter_learn_many(cli->filter, cli->user, cls, msgs, (size_t)n, outcomes);
-	for (i = 0; i < n; i++) {
+	return i;
+}
+
+static void
+trim_bufs(struct cli *cli)
+{
+	size_t i;
+
+	for (i = 0; i < CLI_BATCH; i++) {
+		if (cli->bufs[i].cap > CLI_KEEP_BYTES) {
+			free(cli->bufs[i].data);
+			memset(&cli->bufs[i], 0, sizeof(cli->bufs[i]));
+		}
+	}
+}
+
+/* One batch of paths[] learned (ms_filter_learn_many); returns how many
+ * paths it took. counts[] by result, the rest failed. */
+static int
+learn_batch(struct cli *cli, enum ms_class cls, char **paths, int count, unsigned int counts[3],
+            unsigned int *failed)
+{
+	struct ms_learn_outcome outcomes[CLI_BATCH];
+	struct batch b;
+	int taken = read_batch(cli, paths, count, &b, failed);
+	size_t i;
+
+	ms_filter_learn_many(cli->filter, cli->user, cls, b.msgs, b.n, outcomes);
+	for (i = 0; i < b.n; i++) {
 		if (outcomes[i].status < 0) {
-			fprintf(stderr, "mailsift: %s: %s\n", names[i], outcomes[i].err);
+			fprintf(stderr, "mailsift: %s: %s\n", b.names[i], outcomes[i].err);
 			(*failed)++;
 		} else
 			counts[outcomes[i].result]++;
 	}
+	trim_bufs(cli);
+	return taken;
 }
 
 static int
@@ -143,10 +183,8 @@ cmd_learn(struct cli *cli, int argc, char **argv)
 
 	if (argc < 2 || ms_spool_class_parse(argv[0], &cls) < 0)
 		usage();
-	for (i = 1; i < argc; i += n) {
-		n = argc - i < CLI_BATCH ? argc - i : CLI_BATCH;
-		learn_batch(cli, cls, argv + i, n, counts, &failed);
-	}
+	for (i = 1; i < argc; i += n)
+		n = learn_batch(cli, cls, argv + i, argc - i, counts, &failed);
 	printf("%s: %d files, %u learned, %u already learned, %u moved from %s, %u failed\n",
 	       argv[0], argc - 1, counts[MS_LEARN_DONE], counts[MS_LEARN_ALREADY],
 	       counts[MS_LEARN_MOVED], cls == MS_CLASS_SPAM ? "ham" : "spam", failed);
@@ -154,50 +192,42 @@ cmd_learn(struct cli *cli, int argc, char **argv)
 }
 
 /* A message the filter could not score (Redis down, nothing learned yet)
- * still gets its line, as ham: what delivery would do with it. Files are
- * read CLI_BATCH at a time and classified pipelined (ms_filter_classify_many). */
+ * still gets its line, as ham: what delivery would do with it. One batch of
+ * paths[] classified pipelined (ms_filter_classify_many); returns how many
+ * paths it took, *failed counts the files not classified. */
 static int
-classify_batch(struct cli *cli, char **paths, int count)
+classify_batch(struct cli *cli, char **paths, int count, unsigned int *failed)
 {
-	struct ms_filter_message msgs[CLI_BATCH];
 	struct ms_verdict v[CLI_BATCH];
-	const char *names[CLI_BATCH];
-	int i, n = 0, ret = 0;
+	struct batch b;
+	int taken = read_batch(cli, paths, count, &b, failed);
+	size_t i;
 
-	for (i = 0; i < count; i++) {
-		if (read_message(cli, paths[i], &cli->bufs[n]) < 0) {
-			ret = 1;
-			continue;
-		}
-		msgs[n].data = cli->bufs[n].data;
-		msgs[n].size = cli->bufs[n].size;
-		names[n++] = paths[i];
-	}
-	ms_filter_classify_many(cli->filter, cli->user, msgs, (size_t)n, v);
-	for (i = 0; i < n; i++) {
+	ms_filter_classify_many(cli->filter, cli->user, b.msgs, b.n, v);
+	for (i = 0; i < b.n; i++) {
 		if (v[i].status != MS_VERDICT_OK) {
-			fprintf(stderr, "mailsift: %s: not classified: %s\n", names[i],
+			fprintf(stderr, "mailsift: %s: not classified: %s\n", b.names[i],
 			        v[i].reason);
-			ret = 1;
+			(*failed)++;
 		}
-		printf("%s\t%.4f\t%s\n", names[i], v[i].score,
+		printf("%s\t%.4f\t%s\n", b.names[i], v[i].score,
 		       v[i].status == MS_VERDICT_OK && v[i].spam ? "spam" : "ham");
 	}
-	return ret;
+	trim_bufs(cli);
+	return taken;
 }
 
 static int
 cmd_classify(struct cli *cli, int argc, char **argv)
 {
-	int i, n, ret = 0;
+	unsigned int failed = 0;
+	int i, n;
 
 	if (argc < 1)
 		usage();
-	for (i = 0; i < argc; i += n) {
-		n = argc - i < CLI_BATCH ? argc - i : CLI_BATCH;
-		ret |= classify_batch(cli, argv + i, n);
-	}
-	return ret;
+	for (i = 0; i < argc; i += n)
+		n = classify_batch(cli, argv + i, argc - i, &failed);
+	return failed == 0 ? 0 : 1;
 }
 
 static int

@@ -71,10 +71,12 @@ struct ms_learn_outcome {
 	char err[256];
 };
 
-/* Learn many messages as cls, each exactly as ms_filter_learn() would
- * (atomically, once per digest), faster: the next message is parsed and
- * tokenized while Redis runs the previous one's transaction. outcomes[i]
- * for msgs[i]. */
+/* Learn many messages as cls, with the results ms_filter_learn() of each in
+ * order would give (once per digest), faster: up to 64 messages in one
+ * transaction, a slot shared by several of them updated once
+ * (doc/redis-schema.md, "Learn"), the next batch parsed and tokenized while
+ * Redis runs it. A batch is atomic: if Redis fails, each of its messages
+ * gets the error and none is learned. outcomes[i] for msgs[i]. */
 void ms_filter_learn_many(struct ms_filter *filter, const char *user, enum ms_class cls,
                           const struct ms_filter_message *msgs, size_t count,
                           struct ms_learn_outcome *outcomes);

@@ -40,6 +40,9 @@ struct learn {
 	/* slots this batch made hold sightings after none: they get the mark */
 	unsigned int *fresh;
 	size_t nfresh;
+	/* slots at a count's high water: they are halved */
+	struct ms_store_full *full;
+	size_t nfull;
 	/* called once while Redis runs the first transaction, then NULL */
 	ms_store_overlap_fn *overlap;
 	void *overlap_context;
@@ -70,6 +73,7 @@ learn_room(struct ms_store *store, size_t count, size_t nmsgs)
 {
 	struct ms_store_learn_buf *b = &store->learn;
 	unsigned int *slots, *hits, *fresh;
+	struct ms_store_full *full;
 	char *old;
 
 	if (nmsgs > b->msgs_capacity) {
@@ -89,6 +93,9 @@ learn_room(struct ms_store *store, size_t count, size_t nmsgs)
 	if ((fresh = realloc(b->fresh, count * sizeof(*fresh))) == NULL)
 		return -1;
 	b->fresh = fresh;
+	if ((full = realloc(b->full, count * sizeof(*full))) == NULL)
+		return -1;
+	b->full = full;
 	b->capacity = count;
 	return 0;
 }
@@ -265,17 +272,36 @@ learn_collect(struct learn *l)
 	l->learn.hits = b->hits + moved;
 	collect_runs(l, false, &l->learn);
 	l->fresh = b->fresh;
+	l->full = b->full;
 	return 0;
 }
 
+/* A BITFIELD of the table with args subcommand arguments, saturating or
+ * not. */
+static void
+bitfield_command(struct learn *l, size_t args, bool saturate)
+{
+	struct ms_resp *resp = &l->store->resp;
+
+	ms_resp_command(resp, 2 + (saturate ? 2 : 0) + args);
+	ms_resp_arg(resp, "BITFIELD", 8);
+	ms_resp_arg_str(resp, l->keys.table);
+	if (saturate) {
+		ms_resp_arg(resp, "OVERFLOW", 8);
+		ms_resp_arg(resp, "SAT", 3);
+	}
+}
+
 /* One BITFIELD per chunk of slots: add hits times one sighting of cls to
- * each (subtract if unlearn). */
+ * each. INCRBY of the whole slot: its reply says whether the slot was empty
+ * before (exec_put), and a count only overflows into the next field past
+ * its maximum (doc/redis-schema.md, "Keys"). */
 static int
-append_updates(struct learn *l, const struct runs *r, char cls, bool unlearn)
+append_learn(struct learn *l, const struct runs *r)
 {
 	struct ms_resp *resp = &l->store->resp;
 	struct ms_resp_fixed incrby;
-	unsigned long long one = class_one(cls);
+	unsigned long long one = class_one(l->cls);
 	size_t i, end;
 
 	ms_resp_fixed_init(&incrby);
@@ -283,15 +309,48 @@ append_updates(struct learn *l, const struct runs *r, char cls, bool unlearn)
 	ms_resp_fixed_add(&incrby, "u40");
 	for (i = 0; i < r->count; i = end) {
 		end = r->count - i > LEARN_CHUNK ? i + LEARN_CHUNK : r->count;
-		ms_resp_command(resp, 4 + 4 * (end - i));
-		ms_resp_arg(resp, "BITFIELD", 8);
-		ms_resp_arg_str(resp, l->keys.table);
-		ms_resp_arg(resp, "OVERFLOW", 8);
-		ms_resp_arg(resp, "SAT", 3);
+		bitfield_command(l, 4 * (end - i), true);
 		for (; i < end; i++) {
 			ms_resp_arg_fixed(resp, &incrby);
 			ms_resp_arg_uint(resp, '#', r->slot[i]);
-			ms_resp_arg_uint(resp, unlearn ? '-' : '\0', r->hits[i] * one);
+			ms_resp_arg_uint(resp, '\0', r->hits[i] * one);
+		}
+		if (ms_store_append_resp(l->store, l->ctx) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* The unlearn of a MOVED message's old class cls: per slot, GET of the
+ * whole slot, then INCRBY of -hits on cls's own field, which saturates at
+ * zero. On the whole slot a subtraction would borrow from the next field
+ * when the count is already zero: a slot expiry emptied, that a ham token
+ * took since, would read 524,287 spam sightings. */
+static int
+append_unlearn(struct learn *l, const struct runs *r, char cls)
+{
+	struct ms_resp *resp = &l->store->resp;
+	struct ms_resp_fixed get, incrby;
+	unsigned int field = cls == 'S' ? MS_STORE_SPAM_OFFSET : 0;
+	size_t i, end;
+
+	ms_resp_fixed_init(&get);
+	ms_resp_fixed_add(&get, "GET");
+	ms_resp_fixed_add(&get, "u40");
+	ms_resp_fixed_init(&incrby);
+	ms_resp_fixed_add(&incrby, "INCRBY");
+	ms_resp_fixed_add(&incrby, cls == 'S' ? "u19" : "u20");
+	for (i = 0; i < r->count; i = end) {
+		end = r->count - i > LEARN_CHUNK ? i + LEARN_CHUNK : r->count;
+		bitfield_command(l, 7 * (end - i), true);
+		for (; i < end; i++) {
+			ms_resp_arg_fixed(resp, &get);
+			ms_resp_arg_uint(resp, '#', r->slot[i]);
+			ms_resp_arg_fixed(resp, &incrby);
+			ms_resp_arg_uint(resp, '\0',
+			                 (unsigned long long)r->slot[i] * MS_STORE_SLOT_BITS +
+			                         field);
+			ms_resp_arg_uint(resp, '-', r->hits[i]);
 		}
 		if (ms_store_append_resp(l->store, l->ctx) < 0)
 			return -1;
@@ -347,12 +406,12 @@ append_transaction(struct learn *l, size_t *queued_r)
 	if (ms_store_append_strs(l->store, l->ctx, "MULTI", NULL) < 0)
 		return -1;
 	if (l->nmoved > 0) {
-		if (append_updates(l, &l->unlearn, other, true) < 0 ||
+		if (append_unlearn(l, &l->unlearn, other) < 0 ||
 		    append_counter(l, other, -(long long)l->nmoved) < 0)
 			return -1;
 		queued += chunks(l->unlearn.count) + 1;
 	}
-	if (append_updates(l, &l->learn, l->cls, false) < 0 ||
+	if (append_learn(l, &l->learn) < 0 ||
 	    append_counter(l, l->cls, (long long)l->nlearned) < 0 || append_digests(l) < 0 ||
 	    ms_store_append_strs(l->store, l->ctx, "HSETNX", l->keys.meta, "bits", bits, NULL) <
 	            0 ||
@@ -371,7 +430,20 @@ struct exec_sink {
 	struct learn *l;
 	size_t unlearn_chunks; /* EXEC elements of the unlearn's updates */
 	size_t learn_first, learn_end;
+	uint64_t before; /* the unlearn: the slot's GET, before its INCRBY */
 };
+
+/* Whether a slot that held before (its whole 40 bits) holds no sighting
+ * once cls's count is down to count. */
+static bool
+unlearn_empties(char cls, uint64_t before, uint64_t count)
+{
+	uint64_t spam = MS_STORE_SLOT_SPAM(before), ham = MS_STORE_SLOT_HAM(before);
+
+	if (spam + ham == 0)
+		return false; /* empty already (expired) */
+	return cls == 'S' ? ham == 0 && count == 0 : spam == 0 && count == 0;
+}
 
 /* One integer of EXEC's reply: element idx, its sub-th value
  * (MS_STORE_REPLY_INT: the element is the integer). ms_store_read_uints
@@ -386,15 +458,25 @@ exec_put(void *context, size_t idx, size_t sub, uint64_t value)
 	if (sub == MS_STORE_REPLY_INT)
 		return; /* EXEC's own integers: counters, digest, sweep */
 	if (idx < e->unlearn_chunks) {
-		if (value <= 1)
+		/* GET, then INCRBY's new count: emptied by this unlearn? */
+		if (sub % 2 == 0)
+			e->before = value;
+		else if (unlearn_empties(l->cls == 'S' ? 'H' : 'S', e->before, value))
 			l->new_tokens--;
 	} else if (idx >= e->learn_first && idx < e->learn_end) {
 		/* counts now exactly what the batch added: empty before (the
 		 * mark aside) */
 		k = (idx - e->learn_first) * LEARN_CHUNK + sub;
-		if (k < l->learn.count && (value & ~1ULL) == l->learn.hits[k] * class_one(l->cls)) {
+		if (k >= l->learn.count)
+			return;
+		if ((value & ~1ULL) == l->learn.hits[k] * class_one(l->cls)) {
 			l->new_tokens++;
 			l->fresh[l->nfresh++] = l->learn.slot[k];
+		}
+		if (MS_STORE_SLOT_SPAM(value) >= MS_STORE_SPAM_HIGH ||
+		    MS_STORE_SLOT_HAM(value) >= MS_STORE_HAM_HIGH) {
+			l->full[l->nfull].slot = l->learn.slot[k];
+			l->full[l->nfull++].value = value;
 		}
 	}
 }
@@ -438,6 +520,7 @@ learn_commit(struct learn *l, char *err, size_t errlen)
 	e.learn_end = e.learn_first + chunks(l->learn.count);
 	l->new_tokens = 0;
 	l->nfresh = 0;
+	l->nfull = 0;
 	ret = ms_store_read_uints(l->store, l->ctx, queued, true, exec_put, &e, err, errlen);
 	if (ret < 0)
 		return -1;
@@ -456,64 +539,96 @@ learn_commit(struct learn *l, char *err, size_t errlen)
 	return 1;
 }
 
+/* A slot's counts halved, its mark kept: the ratio of spam to ham, which
+ * is what a token says, stays. */
+static uint64_t
+halved(uint64_t value)
+{
+	return (MS_STORE_SLOT_HAM(value) / 2) * MS_STORE_HAM_ONE +
+	       (MS_STORE_SLOT_SPAM(value) / 2) * MS_STORE_SPAM_ONE + (value & 1);
+}
+
+/* BITFIELD SETs, in commands of LEARN_CHUNK: the recent mark of the n
+ * slots fresh, or (fresh NULL) the halved counts of the n slots full.
+ * Returns the commands, or -1. */
+static int
+append_sets(struct learn *l, const unsigned int *fresh, const struct ms_store_full *full, size_t n)
+{
+	struct ms_resp *resp = &l->store->resp;
+	struct ms_resp_fixed set;
+	size_t i, end;
+	int sent = 0;
+
+	ms_resp_fixed_init(&set);
+	ms_resp_fixed_add(&set, "SET");
+	ms_resp_fixed_add(&set, fresh != NULL ? "u1" : "u40");
+	for (i = 0; i < n; i = end, sent++) {
+		end = n - i > LEARN_CHUNK ? i + LEARN_CHUNK : n;
+		bitfield_command(l, 4 * (end - i), false);
+		for (; i < end; i++) {
+			ms_resp_arg_fixed(resp, &set);
+			if (fresh != NULL) {
+				ms_resp_arg_uint(resp, '\0',
+				                 (unsigned long long)fresh[i] * MS_STORE_SLOT_BITS +
+				                         39);
+				ms_resp_arg(resp, "1", 1);
+			} else {
+				ms_resp_arg_uint(resp, '#', full[i].slot);
+				ms_resp_arg_uint(resp, '\0', halved(full[i].value));
+			}
+		}
+		if (ms_store_append_resp(l->store, l->ctx) < 0)
+			return -1;
+	}
+	return sent;
+}
+
 /* After the transaction, sent without waiting (their replies are skipped
  * before the next command's): the recent mark of the slots the batch made
- * hold sightings, the expiry sweep (a slice per learned message), and the
- * token count. Only a slot holding one sighting can expire, and a slot only
- * comes to hold one through a learn into an empty slot, so only those need
- * the mark, and before the sweep (doc/redis-schema.md, "Expire"). */
+ * hold sightings, the expiry sweep (a slice per learned message), the
+ * halving of slots at a count's high water, and the token count. Only a
+ * slot holding one sighting can expire, and a slot only comes to hold one
+ * through a learn into an empty slot, so only those need the mark, and
+ * before the sweep (doc/redis-schema.md, "Expire"). The halving reads
+ * nothing back: a sighting another learner adds in between is lost, one
+ * of half a million. */
 static void
 send_after_commit(struct learn *l)
 {
 	struct ms_redis_conn *conn = ms_store_conn_of(l->store, l->ctx);
-	struct ms_resp *resp = &l->store->resp;
-	struct ms_resp_fixed set, one;
-	unsigned int sent = 0;
 	char bits[16], sweep[24], tokens[24];
-	size_t i, end;
-	int ret = 0;
-
-	ms_resp_fixed_init(&set);
-	ms_resp_fixed_add(&set, "SET");
-	ms_resp_fixed_add(&set, "u1");
-	ms_resp_fixed_init(&one);
-	ms_resp_fixed_add(&one, "1");
+	int sent = 0, n;
 
 	snprintf(bits, sizeof(bits), "%u", l->store->table_bits);
 	snprintf(sweep, sizeof(sweep), "%llu",
 	         (unsigned long long)l->nlearned *
 	                 (((1u << l->store->table_bits) + MS_STORE_SWEEP_CYCLE_LEARNS - 1) /
 	                  MS_STORE_SWEEP_CYCLE_LEARNS));
-	for (i = 0; i < l->nfresh && ret == 0; i = end, sent++) {
-		end = l->nfresh - i > LEARN_CHUNK ? i + LEARN_CHUNK : l->nfresh;
-		ms_resp_command(resp, 2 + 4 * (end - i));
-		ms_resp_arg(resp, "BITFIELD", 8);
-		ms_resp_arg_str(resp, l->keys.table);
-		for (; i < end; i++) {
-			ms_resp_arg_fixed(resp, &set);
-			ms_resp_arg_uint(resp, '\0',
-			                 (unsigned long long)l->fresh[i] * MS_STORE_SLOT_BITS + 39);
-			ms_resp_arg_fixed(resp, &one);
-		}
-		ret = ms_store_append_resp(l->store, l->ctx);
-	}
+	if ((n = append_sets(l, l->fresh, NULL, l->nfresh)) < 0)
+		goto failed;
+	sent += n;
 	/* a NOSCRIPT reply (SCRIPT FLUSH since we loaded it) makes the next
 	 * learn load it again: ms_store_prepare_read */
-	if (ret == 0) {
-		ret = ms_store_append_strs(l->store, l->ctx, "EVALSHA", l->store->sweep_sha, "2",
-		                           l->keys.meta, l->keys.table, bits, sweep, NULL);
-		sent++;
-	}
-	if (ret == 0 && l->new_tokens != 0) {
+	if (ms_store_append_strs(l->store, l->ctx, "EVALSHA", l->store->sweep_sha, "2",
+	                         l->keys.meta, l->keys.table, bits, sweep, NULL) < 0)
+		goto failed;
+	sent++;
+	if ((n = append_sets(l, NULL, l->full, l->nfull)) < 0)
+		goto failed;
+	sent += n;
+	if (l->new_tokens != 0) {
 		snprintf(tokens, sizeof(tokens), "%lld", l->new_tokens);
-		ret = ms_store_append_strs(l->store, l->ctx, "HINCRBY", l->keys.meta, "tokens",
-		                           tokens, NULL);
+		if (ms_store_append_strs(l->store, l->ctx, "HINCRBY", l->keys.meta, "tokens",
+		                         tokens, NULL) < 0)
+			goto failed;
 		sent++;
 	}
-	if (ret == 0 && ms_store_flush_output(l->ctx) == 0)
-		conn->pending += sent;
-	else
-		ms_store_conn_drop(conn);
+	if (ms_store_flush_output(l->ctx) < 0)
+		goto failed;
+	conn->pending += (unsigned int)sent;
+	return;
+failed:
+	ms_store_conn_drop(conn);
 }
 
 static int

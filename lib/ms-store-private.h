@@ -13,10 +13,17 @@
 
 /* A slot: ham u20, spam u19, recent u1, most significant bit first. */
 #define MS_STORE_SLOT_BITS    40
+#define MS_STORE_SPAM_OFFSET  20 /* bit offset of the spam count; ham's is 0 */
 #define MS_STORE_SPAM_ONE     2ULL
 #define MS_STORE_HAM_ONE      (1ULL << 20)
 #define MS_STORE_SLOT_SPAM(v) ((uint32_t)(((v) >> 1) & 0x7ffff))
 #define MS_STORE_SLOT_HAM(v)  ((uint32_t)((v) >> 20))
+
+/* A slot whose spam or ham count reaches this after a learn is halved: an
+ * INCRBY of the whole slot past a count's maximum would carry into the
+ * next field. The margin is far more than one batch adds to a slot. */
+#define MS_STORE_SPAM_HIGH ((1u << 19) - (1u << 14))
+#define MS_STORE_HAM_HIGH  ((1u << 20) - (1u << 15))
 
 /* Every learn sweeps this fraction of the table for expiry: a full cycle
  * takes 65,536 learns, so a token seen once is forgotten only after that many
@@ -35,10 +42,17 @@ struct ms_redis_conn {
 };
 
 /* A learn's buffers (ms-store-learn.c), reused from learn to learn. */
+/* A slot a learn left with a count at its high water, and its value then. */
+struct ms_store_full {
+	unsigned int slot;
+	uint64_t value;
+};
+
 struct ms_store_learn_buf {
-	unsigned int *slots; /* the batch's token slots, then its distinct ones */
-	unsigned int *hits;  /* tokens per distinct slot */
-	unsigned int *fresh; /* slots the batch made hold sightings after none */
+	unsigned int *slots;        /* the batch's token slots, then its distinct ones */
+	unsigned int *hits;         /* tokens per distinct slot */
+	unsigned int *fresh;        /* slots the batch made hold sightings after none */
+	struct ms_store_full *full; /* slots at a count's high water */
 	size_t capacity;
 	char *old_cls; /* per message: its class before the batch */
 	size_t msgs_capacity;

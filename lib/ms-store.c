@@ -83,6 +83,7 @@ ms_store_destroy(struct ms_store **storep)
 	free(store->learn.slots);
 	free(store->learn.hits);
 	free(store->learn.fresh);
+	free(store->learn.full);
 	free(store->learn.old_cls);
 	free(store);
 	*storep = NULL;

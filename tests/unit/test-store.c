@@ -376,6 +376,77 @@ START_TEST(test_shared_slot)
 }
 END_TEST
 
+/* Write slot's 40 bits as another learner, or expiry, would have left them. */
+static void
+set_slot(unsigned int slot, unsigned long long value)
+{
+	redisContext *admin = redisConnectUnix(sock_path);
+	redisReply *reply;
+
+	ck_assert(admin != NULL && admin->err == 0);
+	reply = redisCommand(admin, "BITFIELD mt{g}:t SET u40 #%u %llu", slot, value);
+	ck_assert(reply != NULL && reply->type == REDIS_REPLY_ARRAY);
+	freeReplyObject(reply);
+	redisFree(admin);
+}
+
+/* A message moved out of Junk long after it was learned: expiry emptied a
+ * slot of its tokens, and a ham token took the slot since. The unlearn of
+ * the spam sighting must stop at zero, not borrow from the ham count. */
+START_TEST(test_unlearn_emptied_slot)
+{
+	struct ms_store *store = store_new();
+	struct ms_token_counts counts[3];
+	struct ms_store_totals totals;
+
+	learn(store, NULL, MS_CLASS_SPAM, "a", msg_a, 3);
+	/* msg_a[0]'s slot, 0x010: now ham 1, spam 0, unmarked */
+	set_slot(0x010, 1ULL << 20);
+	ck_assert_int_eq(learn(store, NULL, MS_CLASS_HAM, "a", msg_a, 3), MS_LEARN_MOVED);
+	fetch(store, NULL, msg_a, 3, counts, &totals);
+	ck_assert_uint_eq(counts[0].spam, 0);
+	ck_assert_uint_eq(counts[0].ham, 2);
+	ck_assert_uint_eq(counts[1].spam, 0);
+	ck_assert_uint_eq(counts[1].ham, 1);
+	/* and the other way: a slot that lost its ham sighting */
+	set_slot(0x010, 2);
+	ck_assert_int_eq(learn(store, NULL, MS_CLASS_SPAM, "a", msg_a, 3), MS_LEARN_MOVED);
+	fetch(store, NULL, msg_a, 3, counts, &totals);
+	ck_assert_uint_eq(counts[0].spam, 2);
+	ck_assert_uint_eq(counts[0].ham, 0);
+	ck_assert_uint_eq(counts[1].spam, 1);
+	ck_assert_uint_eq(counts[1].ham, 0);
+	ms_store_destroy(&store);
+}
+END_TEST
+
+/* A count near its maximum: an INCRBY of the whole slot past it would
+ * carry into the next field, so the learn halves the slot's counts. */
+START_TEST(test_learn_halves_full_slot)
+{
+	struct ms_store *store = store_new();
+	struct ms_token_counts counts[3];
+	struct ms_store_totals totals;
+
+	learn(store, NULL, MS_CLASS_SPAM, "a", msg_a, 3);
+	/* msg_a[0]'s slot: 524,286 spam (one under the maximum), 1,001 ham */
+	set_slot(0x010, (1001ULL << 20) | (524286ULL << 1));
+	ck_assert_int_eq(learn(store, NULL, MS_CLASS_SPAM, "b", msg_a, 3), MS_LEARN_DONE);
+	fetch(store, NULL, msg_a, 3, counts, &totals);
+	ck_assert_uint_eq(counts[0].spam, 524287 / 2);
+	ck_assert_uint_eq(counts[0].ham, 1001 / 2);
+	ck_assert_uint_eq(counts[1].spam, 2);
+	/* and a ham count one under its maximum */
+	set_slot(0x010, (1048574ULL << 20) | (7ULL << 1));
+	ck_assert_int_eq(learn(store, NULL, MS_CLASS_HAM, "c", msg_a, 3), MS_LEARN_DONE);
+	fetch(store, NULL, msg_a, 3, counts, &totals);
+	ck_assert_uint_eq(counts[0].spam, 3);
+	ck_assert_uint_eq(counts[0].ham, 1048575 / 2);
+	ck_assert_uint_eq(counts[1].ham, 1);
+	ms_store_destroy(&store);
+}
+END_TEST
+
 /* The table's size is fixed by the first learn: a reader configured with
  * another size would read the wrong slots, so it gets an error instead. */
 START_TEST(test_table_size_mismatch)
@@ -978,6 +1049,8 @@ main(void)
 	tcase_add_test(tc, test_expiry);
 	tcase_add_test(tc, test_expiry_script_name);
 	tcase_add_test(tc, test_shared_slot);
+	tcase_add_test(tc, test_unlearn_emptied_slot);
+	tcase_add_test(tc, test_learn_halves_full_slot);
 	tcase_add_test(tc, test_sweep_after_script_flush);
 	tcase_add_test(tc, test_table_size_mismatch);
 	tcase_add_test(tc, test_stats);

@@ -494,6 +494,15 @@ exec_integer(struct ms_reply_sink *sink, const redisReadTask *task, long long va
 		exec_put(e, (size_t)task->parent->idx, (size_t)task->idx, v);
 }
 
+/* What exec_put counts from the transaction's reply, from zero. */
+static void
+counted_reset(struct learn *l)
+{
+	l->new_tokens = 0;
+	l->nfresh = 0;
+	l->nfull = 0;
+}
+
 /* Returns 1 when committed, 0 when EXEC was aborted by the WATCH. */
 static int
 learn_commit(struct learn *l, char *err, size_t errlen)
@@ -518,17 +527,14 @@ learn_commit(struct learn *l, char *err, size_t errlen)
 	e.unlearn_chunks = l->nmoved > 0 ? chunks(l->unlearn.count) : 0;
 	e.learn_first = l->nmoved > 0 ? e.unlearn_chunks + 1 : 0;
 	e.learn_end = e.learn_first + chunks(l->learn.count);
-	l->new_tokens = 0;
-	l->nfresh = 0;
-	l->nfull = 0;
+	counted_reset(l);
 	ret = ms_store_read_uints(l->store, l->ctx, queued, true, exec_put, &e, err, errlen);
 	if (ret < 0)
 		return -1;
 	if (ret > 0)
 		return 1;
 	/* not all integers (aborted, an error): what was counted is read again */
-	l->new_tokens = 0;
-	l->nfresh = 0;
+	counted_reset(l);
 	if (ms_store_read_sink(l->store, l->ctx, &e.sink, err, errlen) < 0)
 		return -1;
 	if (e.sink.root_type == REDIS_REPLY_NIL)

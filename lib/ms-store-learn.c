@@ -423,8 +423,9 @@ append_transaction(struct learn *l, size_t *queued_r)
 
 /* The transaction's reply, counted as it is read: slots that went from
  * empty to used (noted in fresh), or back. EXEC's array holds, in order,
- * the unlearn's BITFIELD replies and its HINCRBY (if moving), the learn's
- * BITFIELD replies (INCRBY's new value per slot), then three integers. */
+ * the unlearn's BITFIELD replies (per slot its 40 bits, then the class's
+ * new count) and its HINCRBY (if moving), the learn's BITFIELD replies
+ * (INCRBY's new value per slot), then three integers. */
 struct exec_sink {
 	struct ms_reply_sink sink;
 	struct learn *l;

@@ -390,32 +390,36 @@ set_slot(unsigned int slot, unsigned long long value)
 	redisFree(admin);
 }
 
+/* The counts of msg_a's first two tokens, as expected. */
+static void
+assert_msg_a(struct ms_store *store, uint32_t spam0, uint32_t ham0, uint32_t spam1, uint32_t ham1)
+{
+	struct ms_token_counts counts[3];
+	struct ms_store_totals totals;
+
+	fetch(store, NULL, msg_a, 3, counts, &totals);
+	ck_assert_uint_eq(counts[0].spam, spam0);
+	ck_assert_uint_eq(counts[0].ham, ham0);
+	ck_assert_uint_eq(counts[1].spam, spam1);
+	ck_assert_uint_eq(counts[1].ham, ham1);
+}
+
 /* A message moved out of Junk long after it was learned: expiry emptied a
  * slot of its tokens, and a ham token took the slot since. The unlearn of
  * the spam sighting must stop at zero, not borrow from the ham count. */
 START_TEST(test_unlearn_emptied_slot)
 {
 	struct ms_store *store = store_new();
-	struct ms_token_counts counts[3];
-	struct ms_store_totals totals;
 
 	learn(store, NULL, MS_CLASS_SPAM, "a", msg_a, 3);
 	/* msg_a[0]'s slot, 0x010: now ham 1, spam 0, unmarked */
 	set_slot(0x010, 1ULL << 20);
 	ck_assert_int_eq(learn(store, NULL, MS_CLASS_HAM, "a", msg_a, 3), MS_LEARN_MOVED);
-	fetch(store, NULL, msg_a, 3, counts, &totals);
-	ck_assert_uint_eq(counts[0].spam, 0);
-	ck_assert_uint_eq(counts[0].ham, 2);
-	ck_assert_uint_eq(counts[1].spam, 0);
-	ck_assert_uint_eq(counts[1].ham, 1);
+	assert_msg_a(store, 0, 2, 0, 1);
 	/* and the other way: a slot that lost its ham sighting */
 	set_slot(0x010, 2);
 	ck_assert_int_eq(learn(store, NULL, MS_CLASS_SPAM, "a", msg_a, 3), MS_LEARN_MOVED);
-	fetch(store, NULL, msg_a, 3, counts, &totals);
-	ck_assert_uint_eq(counts[0].spam, 2);
-	ck_assert_uint_eq(counts[0].ham, 0);
-	ck_assert_uint_eq(counts[1].spam, 1);
-	ck_assert_uint_eq(counts[1].ham, 0);
+	assert_msg_a(store, 2, 0, 1, 0);
 	ms_store_destroy(&store);
 }
 END_TEST
@@ -425,24 +429,16 @@ END_TEST
 START_TEST(test_learn_halves_full_slot)
 {
 	struct ms_store *store = store_new();
-	struct ms_token_counts counts[3];
-	struct ms_store_totals totals;
 
 	learn(store, NULL, MS_CLASS_SPAM, "a", msg_a, 3);
 	/* msg_a[0]'s slot: 524,286 spam (one under the maximum), 1,001 ham */
 	set_slot(0x010, (1001ULL << 20) | (524286ULL << 1));
 	ck_assert_int_eq(learn(store, NULL, MS_CLASS_SPAM, "b", msg_a, 3), MS_LEARN_DONE);
-	fetch(store, NULL, msg_a, 3, counts, &totals);
-	ck_assert_uint_eq(counts[0].spam, 524287 / 2);
-	ck_assert_uint_eq(counts[0].ham, 1001 / 2);
-	ck_assert_uint_eq(counts[1].spam, 2);
+	assert_msg_a(store, 524287 / 2, 1001 / 2, 2, 0);
 	/* and a ham count one under its maximum */
 	set_slot(0x010, (1048574ULL << 20) | (7ULL << 1));
 	ck_assert_int_eq(learn(store, NULL, MS_CLASS_HAM, "c", msg_a, 3), MS_LEARN_DONE);
-	fetch(store, NULL, msg_a, 3, counts, &totals);
-	ck_assert_uint_eq(counts[0].spam, 3);
-	ck_assert_uint_eq(counts[0].ham, 1048575 / 2);
-	ck_assert_uint_eq(counts[1].ham, 1);
+	assert_msg_a(store, 3, 1048575 / 2, 2, 1);
 	ms_store_destroy(&store);
 }
 END_TEST

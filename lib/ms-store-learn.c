@@ -32,6 +32,7 @@ struct learn {
 	struct ms_store_learn_msg *msgs;
 	size_t nmsgs;
 	char cls;        /* 'S' or 'H' */
+	char bits[16];   /* table_bits, as the meta hash keeps it */
 	char *old_cls;   /* per message: as learned before, or 0 */
 	size_t nlearned; /* DONE or MOVED */
 	size_t nmoved;   /* of them, MOVED */
@@ -54,6 +55,12 @@ class_counter(char cls)
 	return cls == 'S' ? "spam" : "ham";
 }
 
+static char
+other_class(char cls)
+{
+	return cls == 'S' ? 'H' : 'S';
+}
+
 static unsigned long long
 class_one(char cls)
 {
@@ -67,13 +74,13 @@ learn_failed(struct learn *l, redisReply *reply, char *err, size_t errlen)
 }
 
 /* Room in the store's learn buffers for count tokens, and the per message
- * classes: reused from learn to learn. */
+ * classes: reused from learn to learn. The token arrays are scratch, filled
+ * anew by every learn, so they are one block, replaced when too small. */
 static int
 learn_room(struct ms_store *store, size_t count, size_t nmsgs)
 {
 	struct ms_store_learn_buf *b = &store->learn;
-	unsigned int *slots, *hits, *fresh;
-	struct ms_store_full *full;
+	struct ms_store_full *block;
 	char *old;
 
 	if (nmsgs > b->msgs_capacity) {
@@ -84,18 +91,13 @@ learn_room(struct ms_store *store, size_t count, size_t nmsgs)
 	}
 	if (count <= b->capacity)
 		return 0;
-	if ((slots = realloc(b->slots, count * sizeof(*slots))) == NULL)
+	if ((block = malloc(count * (sizeof(*b->full) + 3 * sizeof(*b->slots)))) == NULL)
 		return -1;
-	b->slots = slots;
-	if ((hits = realloc(b->hits, count * sizeof(*hits))) == NULL)
-		return -1;
-	b->hits = hits;
-	if ((fresh = realloc(b->fresh, count * sizeof(*fresh))) == NULL)
-		return -1;
-	b->fresh = fresh;
-	if ((full = realloc(b->full, count * sizeof(*full))) == NULL)
-		return -1;
-	b->full = full;
+	free(b->full);
+	b->full = block;
+	b->slots = (unsigned int *)(block + count);
+	b->hits = b->slots + count;
+	b->fresh = b->hits + count;
 	b->capacity = count;
 	return 0;
 }
@@ -399,21 +401,19 @@ append_digests(struct learn *l)
 static int
 append_transaction(struct learn *l, size_t *queued_r)
 {
-	char other = l->cls == 'S' ? 'H' : 'S', bits[16];
 	size_t queued = 0;
 
-	snprintf(bits, sizeof(bits), "%u", l->store->table_bits);
 	if (ms_store_append_strs(l->store, l->ctx, "MULTI", NULL) < 0)
 		return -1;
 	if (l->nmoved > 0) {
-		if (append_unlearn(l, &l->unlearn, other) < 0 ||
-		    append_counter(l, other, -(long long)l->nmoved) < 0)
+		if (append_unlearn(l, &l->unlearn, other_class(l->cls)) < 0 ||
+		    append_counter(l, other_class(l->cls), -(long long)l->nmoved) < 0)
 			return -1;
 		queued += chunks(l->unlearn.count) + 1;
 	}
 	if (append_learn(l, &l->learn) < 0 ||
 	    append_counter(l, l->cls, (long long)l->nlearned) < 0 || append_digests(l) < 0 ||
-	    ms_store_append_strs(l->store, l->ctx, "HSETNX", l->keys.meta, "bits", bits, NULL) <
+	    ms_store_append_strs(l->store, l->ctx, "HSETNX", l->keys.meta, "bits", l->bits, NULL) <
 	            0 ||
 	    ms_store_append_strs(l->store, l->ctx, "EXEC", NULL) < 0)
 		return -1;
@@ -443,7 +443,7 @@ unlearn_empties(char cls, uint64_t before, uint64_t count)
 
 	if (spam + ham == 0)
 		return false; /* empty already (expired) */
-	return cls == 'S' ? ham == 0 && count == 0 : spam == 0 && count == 0;
+	return count == 0 && (cls == 'S' ? ham : spam) == 0;
 }
 
 /* One integer of EXEC's reply: element idx, its sub-th value
@@ -462,7 +462,7 @@ exec_put(void *context, size_t idx, size_t sub, uint64_t value)
 		/* GET, then INCRBY's new count: emptied by this unlearn? */
 		if (sub % 2 == 0)
 			e->before = value;
-		else if (unlearn_empties(l->cls == 'S' ? 'H' : 'S', e->before, value))
+		else if (unlearn_empties(other_class(l->cls), e->before, value))
 			l->new_tokens--;
 	} else if (idx >= e->learn_first && idx < e->learn_end) {
 		/* counts now exactly what the batch added: empty before (the
@@ -603,10 +603,9 @@ static void
 send_after_commit(struct learn *l)
 {
 	struct ms_redis_conn *conn = ms_store_conn_of(l->store, l->ctx);
-	char bits[16], sweep[24], tokens[24];
+	char sweep[24], tokens[24];
 	int sent = 0, n;
 
-	snprintf(bits, sizeof(bits), "%u", l->store->table_bits);
 	snprintf(sweep, sizeof(sweep), "%llu",
 	         (unsigned long long)l->nlearned *
 	                 (((1u << l->store->table_bits) + MS_STORE_SWEEP_CYCLE_LEARNS - 1) /
@@ -617,7 +616,7 @@ send_after_commit(struct learn *l)
 	/* a NOSCRIPT reply (SCRIPT FLUSH since we loaded it) makes the next
 	 * learn load it again: ms_store_prepare_read */
 	if (ms_store_append_strs(l->store, l->ctx, "EVALSHA", l->store->sweep_sha, "2",
-	                         l->keys.meta, l->keys.table, bits, sweep, NULL) < 0)
+	                         l->keys.meta, l->keys.table, l->bits, sweep, NULL) < 0)
 		goto failed;
 	sent++;
 	if ((n = append_sets(l, NULL, l->full, l->nfull)) < 0)
@@ -685,6 +684,7 @@ ms_store_learn_batch(struct ms_store *store, const char *user, enum ms_class cls
 
 	if (count == 0)
 		return 0;
+	snprintf(l.bits, sizeof(l.bits), "%u", store->table_bits);
 	if (ms_store_make_keys(store, user, &l.keys, err, errlen) < 0)
 		return -1;
 	if ((l.ctx = ms_store_conn_get(store, false, err, errlen)) == NULL)

@@ -41,13 +41,14 @@ struct ms_redis_conn {
 	bool sweep_loaded;
 };
 
-/* A learn's buffers (ms-store-learn.c), reused from learn to learn. */
 /* A slot a learn left with a count at its high water, and its value then. */
 struct ms_store_full {
 	unsigned int slot;
 	uint64_t value;
 };
 
+/* A learn's buffers (ms-store-learn.c), reused from learn to learn. The
+ * four token arrays are one allocation, starting at full. */
 struct ms_store_learn_buf {
 	unsigned int *slots;        /* the batch's token slots, then its distinct ones */
 	unsigned int *hits;         /* tokens per distinct slot */

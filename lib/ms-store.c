@@ -80,10 +80,7 @@ ms_store_destroy(struct ms_store **storep)
 	free(store->read.address);
 	free(store->prefix);
 	ms_resp_free(&store->resp);
-	free(store->learn.slots);
-	free(store->learn.hits);
-	free(store->learn.fresh);
-	free(store->learn.full);
+	free(store->learn.full); /* and the other token arrays: one block */
 	free(store->learn.old_cls);
 	free(store);
 	*storep = NULL;

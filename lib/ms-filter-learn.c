@@ -48,13 +48,15 @@ static int
 batch_add_hashes(struct learn_batch *b, const struct ms_tokens *tokens)
 {
 	uint64_t *hashes;
-	size_t need = b->nhashes + tokens->count;
+	size_t need = b->nhashes + tokens->count, capacity;
 
 	if (need > b->capacity) {
-		if ((hashes = realloc(b->hashes, need * sizeof(*hashes))) == NULL)
+		/* doubling: a batch grows message by message */
+		capacity = b->capacity * 2 > need ? b->capacity * 2 : need;
+		if ((hashes = realloc(b->hashes, capacity * sizeof(*hashes))) == NULL)
 			return -1;
 		b->hashes = hashes;
-		b->capacity = need;
+		b->capacity = capacity;
 	}
 	if (tokens->count > 0)
 		memcpy(b->hashes + b->nhashes, tokens->hashes, tokens->count * sizeof(*hashes));

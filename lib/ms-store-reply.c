@@ -2,12 +2,17 @@
  * integer per token: hiredis would allocate an object for each (and the
  * learn transaction's reply two per token). For one reply the connection's
  * reader gets object functions that hand each integer to a callback and
- * build nothing; every object they return is the sink itself. */
+ * build nothing; every object they return is sink_object. */
 #include "ms-store-private.h"
 
 #include <hiredis/sds.h>
 #include <stdio.h>
 #include <string.h>
+
+/* hiredis takes a NULL object for out of memory, and 1.x reads the type of
+ * each reply it gets as a redisReply's (to pass RESP3 pushes to the push
+ * callback): the sink's objects are this, which is no push. */
+static redisReply sink_object = {.type = REDIS_REPLY_NIL};
 
 static struct ms_reply_sink *
 sink_of(const redisReadTask *task)
@@ -39,7 +44,7 @@ sink_string(const redisReadTask *task, char *str, size_t len)
 		sink->error_at = d == 0 ? -1 : task->idx;
 		snprintf(sink->error, sizeof(sink->error), "%.*s", (int)len, str);
 	}
-	return sink;
+	return &sink_object;
 }
 
 static void *
@@ -53,7 +58,7 @@ sink_array(const redisReadTask *task, int elements)
 		sink->root_elements = elements > 0 ? (size_t)elements : 0;
 	} else if (d > 1)
 		sink->unexpected = true;
-	return sink;
+	return &sink_object;
 }
 
 static void *
@@ -64,7 +69,7 @@ sink_integer(const redisReadTask *task, long long value)
 	if (task->parent == NULL)
 		sink->root_type = REDIS_REPLY_INTEGER;
 	sink->integer(sink, task, value);
-	return sink;
+	return &sink_object;
 }
 
 static void *
@@ -76,7 +81,7 @@ sink_nil(const redisReadTask *task)
 		sink->root_type = REDIS_REPLY_NIL;
 	else
 		sink->unexpected = true;
-	return sink;
+	return &sink_object;
 }
 
 static void

@@ -47,8 +47,17 @@ sink_string(const redisReadTask *task, char *str, size_t len)
 	return &sink_object;
 }
 
+/* The one place that tells hiredis's versions apart: 1.0 made createArray's
+ * element count a size_t (it was an int), and a function of the other type
+ * does not fit the pointer. */
+#if HIREDIS_MAJOR >= 1
+typedef size_t ms_hiredis_elements;
+#else
+typedef int ms_hiredis_elements;
+#endif
+
 static void *
-sink_array(const redisReadTask *task, int elements)
+sink_array(const redisReadTask *task, ms_hiredis_elements elements)
 {
 	struct ms_reply_sink *sink = sink_of(task);
 	int d = depth(task);

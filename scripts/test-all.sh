@@ -1,6 +1,7 @@
 #!/bin/bash
 # Install what is needed, build, and run every test: unit tests (also under
-# AddressSanitizer + UndefinedBehaviorSanitizer), end-to-end tests with real
+# AddressSanitizer + UndefinedBehaviorSanitizer, and built against hiredis
+# 1.2.0 as well as Debian 12's 0.14), end-to-end tests with real
 # daemons, short fuzz runs, and make distcheck. Run as root on Debian 12.
 # Prints one line per suite and ends with "N passed, N failed".
 set -u
@@ -48,6 +49,7 @@ step build-asan build_tree build-asan CC=clang \
 	CFLAGS="-g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all" \
 	LDFLAGS="-fsanitize=address,undefined"
 step unit-tests-asan unit build-asan
+step unit-tests-hiredis1 ./scripts/test-hiredis1.sh
 for t in tests/e2e/test-*; do
 	[ -x "$t" ] || continue
 	name=e2e-$(basename "$t" | sed 's/\..*//; s/^test-//')

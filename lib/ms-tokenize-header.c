@@ -13,6 +13,8 @@
  *   date:tz:ZONE
  *   NAME:VALUE for small-valued fields (X-Priority, Precedence...)
  *   list:ID                        (List-Id)
+ *   dkim:, auth:                   (DKIM-Signature, Authentication-Results,
+ *                                   Received-SPF: ms-tokenize-auth.c)
  * X-Spam-* fields are skipped: whoever set them, they are not evidence
  * (ours are added after filtering, a sender's are forged or stale); so are
  * the mailbox state fields a mail store writes (Status, X-Keywords...). */
@@ -185,9 +187,8 @@ is_hostname(const char *s, size_t len)
 	return alpha && dot;
 }
 
-/* A host name and each parent domain of two or more labels. */
-static void
-domain_parents(struct tok_ctx *ctx, const char *prefix, const char *host, size_t len)
+void
+tok_domain_parents(struct tok_ctx *ctx, const char *prefix, const char *host, size_t len)
 {
 	size_t i;
 
@@ -232,7 +233,7 @@ received(struct tok_ctx *ctx, const unsigned char *text, size_t len)
 		if (is_ipv4(word, n))
 			ipv4_tokens(ctx, "rcvd:", word, n);
 		else if (is_hostname(word, n) && strchr(word, '@') == NULL)
-			domain_parents(ctx, "rcvd:", word, n);
+			tok_domain_parents(ctx, "rcvd:", word, n);
 	}
 }
 
@@ -361,7 +362,7 @@ tok_header(struct tok_ctx *ctx, const struct ms_piece *piece)
 		date(ctx, text, len);
 	else if (strcmp(name, "list-id") == 0)
 		list_id(ctx, text, len);
-	else
+	else if (!tok_auth_field(ctx, name, text, len))
 		(void)enum_field(ctx, name, text, len);
 }
 
@@ -397,7 +398,7 @@ tok_address(struct tok_ctx *ctx, const struct ms_piece *piece)
 	tok_add(ctx, prefix, spec, n);
 	if ((at = strrchr(spec, '@')) != NULL && at[1] != '\0') {
 		snprintf(prefix, sizeof(prefix), "%s:dom:", role);
-		domain_parents(ctx, prefix, at + 1, strlen(at + 1));
+		tok_domain_parents(ctx, prefix, at + 1, strlen(at + 1));
 	}
 	if (strcmp(role, "from") == 0) {
 		ctx->seen_from = true;
@@ -429,7 +430,7 @@ tok_url_host(struct tok_ctx *ctx, const char *prefix, const unsigned char *host,
 		tok_add(ctx, prefix, name, n);
 		return;
 	}
-	domain_parents(ctx, prefix, name, n);
+	tok_domain_parents(ctx, prefix, name, n);
 	if ((tld = strrchr(name, '.')) != NULL && tld[1] != '\0')
 		tok_add(ctx, "urltld:", tld + 1, strlen(tld + 1));
 }

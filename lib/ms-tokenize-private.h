@@ -52,6 +52,12 @@ unsigned int tok_log2_bucket(unsigned int n);
 size_t tok_word_text(const struct ms_word *word, char *buf, size_t size);
 
 void tok_header(struct tok_ctx *ctx, const struct ms_piece *piece);
+/* A host name and each parent domain of two or more labels, under prefix. */
+void tok_domain_parents(struct tok_ctx *ctx, const char *prefix, const char *host, size_t len);
+/* The tokens of an authentication field (ms-tokenize-auth.c), if name (lower
+ * case) is one: Authentication-Results, Received-SPF, DKIM-Signature.
+ * Returns whether it was. */
+bool tok_auth_field(struct tok_ctx *ctx, const char *name, const unsigned char *text, size_t len);
 void tok_address(struct tok_ctx *ctx, const struct ms_piece *piece);
 /* Host of a URL (after its scheme's "//", or from "www."), with its
  * parent domains, under prefix. */

@@ -1,5 +1,5 @@
 /* clang-format off */
-/* fuzz-sources: ms-dovecot.c ms-hash.c ms-html.c ms-message.c ms-words.c ms-tokenize.c ms-tokenize-header.c */
+/* fuzz-sources: ms-dovecot.c ms-hash.c ms-html.c ms-message.c ms-words.c ms-tokenize.c ms-tokenize-header.c ms-tokenize-auth.c */
 /* fuzz-flags: -DHAVE_CONFIG_H -isystem /usr/include/dovecot -L/usr/lib/dovecot -Wl,-rpath,/usr/lib/dovecot -ldovecot */
 /* clang-format on: run.sh reads each line above whole */
 #include "ms-tokenize.h"

@@ -485,6 +485,56 @@ START_TEST(test_urls_and_headers)
 }
 END_TEST
 
+/* Sender authentication fields: every auth: and dkim: token, exactly. A
+ * verdict is tagged with whoever wrote it; comments, versions, reasons and
+ * properties are not evidence; malformed fields give what they can. */
+START_TEST(test_auth_fields)
+{
+	static const char msg[] =
+	        "Authentication-Results: MX.Example.org (Debian);\n"
+	        "\tdkim=pass (2048-bit key) header.d=news.example.com header.b=abc;\n"
+	        "\tspf = softfail (domain transitions) smtp.mailfrom=x@y.example;\n"
+	        "\tdmarc/1=fail reason=\"policy\"; =pass; arc\n"
+	        "Authentication-Results: forged.example; none\n"
+	        "Received-SPF: Pass (mailfrom) identity=mailfrom\n"
+	        "DKIM-Signature: v=1; a=rsa-sha256; c=relaxed;\n"
+	        "\t d = Mail.News.Example.com; s=sel; b=AAAA\n"
+	        "DKIM-Signature: v=1; d=localhost; s=x\n"
+	        "Subject: s\n"
+	        "\n"
+	        "body\n";
+	static const char *const expected[] = {
+	        "auth:id:forged.example",
+	        "auth:id:mx.example.org",
+	        "auth:mx.example.org:dkim:pass",
+	        "auth:mx.example.org:dmarc:fail",
+	        "auth:mx.example.org:spf:softfail",
+	        "auth:spf:pass",
+	        "dkim:dom:example.com",
+	        "dkim:dom:mail.news.example.com",
+	        "dkim:dom:news.example.com",
+	};
+	size_t n = sizeof(expected) / sizeof(expected[0]), i, found = 0;
+	struct ms_tokens tokens;
+	struct texts t;
+
+	ms_tokens_init(&tokens);
+	t = tokenize(msg, sizeof(msg) - 1, &tokens);
+	for (i = 0; i < t.count; i++) {
+		if (strncmp(t.items[i], "auth:", 5) != 0 && strncmp(t.items[i], "dkim:", 5) != 0)
+			continue;
+		ck_assert_msg(found < n, "unexpected token \"%s\"", t.items[i]);
+		ck_assert_str_eq(t.items[i], expected[found]);
+		found++;
+	}
+	ck_assert_uint_eq(found, n);
+	expect_token(t, "hdr:authentication-results");
+	expect_token(t, "hdr:dkim-signature");
+	texts_free(&t);
+	ms_tokens_free(&tokens);
+}
+END_TEST
+
 /* X-Spam-* fields say what some other filter thought, and a mail reader's
  * mailbox state (Status, X-Status, X-Keywords, X-UID, X-IMAP...) is never on
  * a message at delivery: neither is evidence. */
@@ -554,6 +604,7 @@ main(void)
 	tcase_add_test(tc, test_pairs_across_pieces);
 	tcase_add_test(tc, test_crlf_same_as_lf);
 	tcase_add_test(tc, test_urls_and_headers);
+	tcase_add_test(tc, test_auth_fields);
 	tcase_add_test(tc, test_xspam_ignored);
 	tcase_add_test(tc, test_hostile_input);
 	suite_add_tcase(s, tc);

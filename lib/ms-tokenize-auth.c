@@ -23,22 +23,19 @@ is_name_byte(unsigned char c)
 	       c == '-' || c == '.' || c == '_';
 }
 
-/* The run of name bytes at text[*pos], lower-cased into buf; *pos moves
- * past it. Returns its length, 0 if none or too long to be a name. */
+/* The run of name bytes at text[*pos], lower-cased into buf (of
+ * AUTH_NAME_MAX bytes); *pos moves past it. Returns its length, 0 if none or
+ * too long to be a name. */
 static size_t
 name_at(const unsigned char *text, size_t len, size_t *pos, char *buf)
 {
-	size_t start = *pos, n = 0;
+	size_t start = *pos;
 
 	while (*pos < len && is_name_byte(text[*pos]))
 		(*pos)++;
 	if (*pos - start >= AUTH_NAME_MAX)
 		return 0;
-	for (; start < *pos; start++)
-		buf[n++] =
-		        (char)(text[start] | (text[start] >= 'A' && text[start] <= 'Z' ? 0x20 : 0));
-	buf[n] = '\0';
-	return n;
+	return tok_copy_lower(buf, AUTH_NAME_MAX, text + start, *pos - start);
 }
 
 /* Skip white space and RFC 5322 comments, which may nest. */

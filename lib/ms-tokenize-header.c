@@ -51,8 +51,8 @@ lower(unsigned char c)
 	return (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
 }
 
-static size_t
-copy_lower(char *dest, size_t size, const unsigned char *src, size_t len)
+size_t
+tok_copy_lower(char *dest, size_t size, const unsigned char *src, size_t len)
 {
 	size_t i;
 
@@ -226,7 +226,7 @@ received(struct tok_ctx *ctx, const unsigned char *text, size_t len)
 			i++;
 		if (i == start || i - start >= sizeof(word))
 			continue;
-		n = copy_lower(word, sizeof(word), text + start, i - start);
+		n = tok_copy_lower(word, sizeof(word), text + start, i - start);
 		if (after_with)
 			tok_add(ctx, "rcvd:with:", word, n);
 		after_with = strcmp(word, "with") == 0;
@@ -252,7 +252,7 @@ message_id(struct tok_ctx *ctx, const unsigned char *text, size_t len)
 	start = (size_t)(at - text) + 1;
 	for (end = start; end < len && text[end] != '>' && !is_space(text[end]); end++)
 		;
-	n = copy_lower(domain, sizeof(domain), text + start, end - start);
+	n = tok_copy_lower(domain, sizeof(domain), text + start, end - start);
 	tok_add(ctx, "mid:dom:", domain, n);
 }
 
@@ -260,7 +260,7 @@ static void
 mailer(struct tok_ctx *ctx, const unsigned char *text, size_t len)
 {
 	char value[48];
-	size_t n = copy_lower(value, sizeof(value), text, len);
+	size_t n = tok_copy_lower(value, sizeof(value), text, len);
 
 	tok_add(ctx, "xm:full:", value, n);
 	field_words(ctx, "xm:", text, len, false);
@@ -286,7 +286,7 @@ date(struct tok_ctx *ctx, const unsigned char *text, size_t len)
 		;
 	if (end - start == 0 || end - start >= sizeof(zone))
 		return;
-	n = copy_lower(zone, sizeof(zone), text + start, end - start);
+	n = tok_copy_lower(zone, sizeof(zone), text + start, end - start);
 	if (strchr(zone, ':') != NULL)
 		return; /* a time: the zone is missing */
 	tok_add(ctx, "date:tz:", zone, n);
@@ -301,7 +301,7 @@ list_id(struct tok_ctx *ctx, const unsigned char *text, size_t len)
 
 	if (lt == NULL || (gt = memchr(lt, '>', len - (size_t)(lt - text))) == NULL)
 		return;
-	n = copy_lower(id, sizeof(id), lt + 1, (size_t)(gt - lt - 1));
+	n = tok_copy_lower(id, sizeof(id), lt + 1, (size_t)(gt - lt - 1));
 	tok_add(ctx, "list:", id, n);
 }
 
@@ -345,7 +345,7 @@ tok_header(struct tok_ctx *ctx, const struct ms_piece *piece)
 
 	if (piece->name_len == 0 || piece->name_len >= sizeof(name))
 		return;
-	n = copy_lower(name, sizeof(name), (const unsigned char *)piece->name, piece->name_len);
+	n = tok_copy_lower(name, sizeof(name), (const unsigned char *)piece->name, piece->name_len);
 	if (strncmp(name, "x-spam", 6) == 0 || NAME_IN(name, mailbox_fields))
 		return;
 	tok_add(ctx, "hdr:", name, n);
@@ -391,9 +391,9 @@ tok_address(struct tok_ctx *ctx, const struct ms_piece *piece)
 
 	if (piece->name_len >= sizeof(name))
 		return;
-	copy_lower(name, sizeof(name), (const unsigned char *)piece->name, piece->name_len);
+	tok_copy_lower(name, sizeof(name), (const unsigned char *)piece->name, piece->name_len);
 	role = address_role(name);
-	n = copy_lower(spec, sizeof(spec), piece->text, piece->text_len);
+	n = tok_copy_lower(spec, sizeof(spec), piece->text, piece->text_len);
 	snprintf(prefix, sizeof(prefix), "%s:addr:", role);
 	tok_add(ctx, prefix, spec, n);
 	if ((at = strrchr(spec, '@')) != NULL && at[1] != '\0') {
@@ -420,7 +420,7 @@ tok_url_host(struct tok_ctx *ctx, const char *prefix, const unsigned char *host,
 	const char *tld;
 	size_t n;
 
-	n = copy_lower(name, sizeof(name), host, len);
+	n = tok_copy_lower(name, sizeof(name), host, len);
 	while (n > 0 && (name[n - 1] == '.' || name[n - 1] == '-'))
 		name[--n] = '\0';
 	if (n == 0)

@@ -52,6 +52,9 @@ unsigned int tok_log2_bucket(unsigned int n);
 size_t tok_word_text(const struct ms_word *word, char *buf, size_t size);
 
 void tok_header(struct tok_ctx *ctx, const struct ms_piece *piece);
+/* len bytes of src, lower-cased (ASCII) and cut to fit, NUL-terminated into
+ * dest of size bytes. Returns the length copied. */
+size_t tok_copy_lower(char *dest, size_t size, const unsigned char *src, size_t len);
 /* A host name and each parent domain of two or more labels, under prefix. */
 void tok_domain_parents(struct tok_ctx *ctx, const char *prefix, const char *host, size_t len);
 /* The tokens of an authentication field (ms-tokenize-auth.c), if name (lower

@@ -23,6 +23,7 @@ struct ms_filter {
 	struct inflight inflight[MS_FILTER_INFLIGHT];
 	struct ms_token_counts *counts;
 	size_t counts_capacity;
+	bool warned_crowded; /* the table-fullness warning is out (ms-filter.c) */
 };
 
 /* Tokenize msg into tokens. Returns 0, or -1 when out of memory. */

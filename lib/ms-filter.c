@@ -119,6 +119,28 @@ classify_send(struct ms_filter *filter, const char *user, const struct ms_filter
 	f->sent = true;
 }
 
+/* Past this share of its slots in use (percent), tokens share slots often
+ * enough to blur their counts: the ranking is about a fifth worse at a load
+ * of 0.2-0.4 (doc/redis-schema.md, "Sizing the table"). A learned table
+ * cannot grow, so the administrator hears of it from the log, once per
+ * process, before the users notice. */
+#define MS_FILTER_CROWDED_PERCENT 15
+
+static void
+warn_crowded(struct ms_filter *filter, const struct ms_store_totals *totals)
+{
+	uint64_t slots = (uint64_t)1 << filter->cfg->token_table_bits;
+
+	if (filter->warned_crowded || totals->tokens * 100 < slots * MS_FILTER_CROWDED_PERCENT)
+		return;
+	filter->warned_crowded = true;
+	ms_log_warning("filter: token table %llu%% full (%llu of %llu slots in use): scores "
+	               "lose accuracy as it fills; a store learned anew with a larger "
+	               "token_table_bits holds more (README)",
+	               (unsigned long long)(totals->tokens * 100 / slots),
+	               (unsigned long long)totals->tokens, (unsigned long long)slots);
+}
+
 /* Read the answer to a request sent by classify_send, and score. */
 static void
 classify_finish(struct ms_filter *filter, struct inflight *f, struct ms_verdict *verdict)
@@ -142,6 +164,7 @@ classify_finish(struct ms_filter *filter, struct inflight *f, struct ms_verdict 
 		set_unknown(verdict, "not enough training");
 		return;
 	}
+	warn_crowded(filter, &totals);
 	if (ms_classify(&ms_classify_defaults, filter->counts, f->tokens.hashes, f->tokens.count,
 	                totals.learned_spam, totals.learned_ham, &score, &used) < 0) {
 		set_unknown(verdict, "out of memory");

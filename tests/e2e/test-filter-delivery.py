@@ -71,6 +71,8 @@ class FilterDeliveryTest(harness.TestCase):
         self.assertEqual(inbox_ham, 40)
         log = harness.read_text(self.env.path("lmtpd.log"))
         self.assertIn("filter: score=", log)
+        # 300 messages fill a few percent of the default table
+        self.assertNotIn("token table", log)
 
     def test_lda_files_spam(self):
         conf = self.env.ms_conf
@@ -94,6 +96,28 @@ class FilterDeliveryTest(harness.TestCase):
         self.assertRegex(status, rb"^X-Spam-Status: Unknown, .*redis unavailable")
         log = harness.read_text(self.env.path("lmtpd.log"))
         self.assertIn("message not filtered", log)
+
+
+class CrowdedTableTest(harness.TestCase):
+    """A table too small for what it learned: delivery goes on, and the log
+    says so, once per process."""
+
+    def test_crowded_table_warns_once(self):
+        bits = 10  # 1,024 slots: 30 messages' tokens fill most of them
+        self.env.write_users([USER])
+        self.env.start_redis()
+        conf = self.env.write_ms_conf(token_table_bits=bits)
+        for cls, folder in (("spam", "spam"), ("ham", "easy_ham")):
+            subprocess.run([harness.binary("filter-learn"), conf, cls] + corpus(folder)[:15],
+                           check=True)
+        self.env.start_lmtpd(token_table_bits=bits)
+        for path in corpus("spam")[-2:]:
+            with open(path, "rb") as f, smtplib.LMTP(self.env.lmtp_socket) as lmtp:
+                self.assertEqual(lmtp.sendmail("sender@remote.test", [USER], f.read()), {})
+        self.assertEqual(len(self.env.messages(USER, "Junk") + self.env.messages(USER)), 2)
+        log = harness.read_text(self.env.path("lmtpd.log"))
+        self.assertRegex(log, r"token table (\d+)% full \(\d+ of 1024 slots in use\)")
+        self.assertEqual(log.count("token table"), 1, log)
 
 
 if __name__ == "__main__":

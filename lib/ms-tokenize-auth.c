@@ -5,8 +5,9 @@
  *   auth:HOST:METHOD:RESULT       each result in it (spf, dkim, dmarc...)
  *   auth:spf:RESULT               the result of a Received-SPF field
  * The results carry their writer's name because anyone can write the field:
- * a verdict of the site's own MTA and one a sender forged are different
- * tokens, and the counts learn which writer tells the truth. A DKIM
+ * a verdict of the site's own MTA and one a sender forged under another name
+ * are different tokens, and the counts learn which writer tells the truth
+ * (an MTA deletes incoming fields in its own name, RFC 8601 section 5). A DKIM
  * signature is not verified here; its domain is evidence the way From's
  * domain is, and names the bulk sender a newsletter is sent through. */
 #include "ms-tokenize-private.h"

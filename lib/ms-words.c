@@ -8,7 +8,7 @@ enum char_class {
 	C_WORD,    /* letter or digit */
 	C_JOIN,    /* . - ' _ : part of a word only between word characters */
 	C_IGNORE,  /* zero-width, soft hyphen: skipped, the word goes on */
-	C_CJK,     /* ideograph or kana */
+	C_CJK,     /* of a script written without spaces: ideographs, kana, Thai... */
 };
 
 struct uchar {
@@ -113,6 +113,11 @@ classify(uint32_t cp)
 		return C_SEP;
 	if ((cp >= 0x3040 && cp <= 0x30FF) || (cp >= 0x3400 && cp <= 0x4DBF) ||
 	    (cp >= 0x4E00 && cp <= 0x9FFF) || (cp >= 0xF900 && cp <= 0xFAFF))
+		return C_CJK;
+	/* Thai, Lao, Myanmar and Khmer put no spaces between words either: a
+	 * sentence would be one word, cut at MS_WORD_MAX */
+	if ((cp >= 0x0E00 && cp <= 0x0EFF) || (cp >= 0x1000 && cp <= 0x109F) ||
+	    (cp >= 0x1780 && cp <= 0x17FF))
 		return C_CJK;
 	return C_WORD;
 }

@@ -20,7 +20,7 @@ struct ms_word {
 	unsigned int nchars; /* characters in the whole word */
 	bool truncated;      /* longer than MS_WORD_MAX: text is its start */
 	bool has_digit, has_alpha;
-	bool cjk; /* an ideograph pair (or a lone ideograph) */
+	bool cjk; /* a pair of characters of a script without spaces (or a lone one) */
 };
 
 /* The next word of text at or after *pos; false at the end. */

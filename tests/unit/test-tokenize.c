@@ -162,6 +162,14 @@ START_TEST(test_words)
 	                                     "\xd0\xbf\xd1\x80\xd0\xb8"};
 	static const char *const cjk[] = {"\xe6\x97\xa5\xe6\x9c\xac", "\xe6\x9c\xac\xe8\xaa\x9e",
 	                                  "\xe8\xaa\x9e", "ok"};
+	static const char *const thai[] = {"\xe0\xb8\xa3\xe0\xb8\xb2",
+	                                   "\xe0\xb8\xb2\xe0\xb8\x84",
+	                                   "\xe0\xb8\x84\xe0\xb8\xb2",
+	                                   "\xe0\xb8\xb2\xe0\xb8\x96",
+	                                   "\xe0\xb8\x96\xe0\xb8\xb9",
+	                                   "\xe0\xb8\xb9\xe0\xb8\x81",
+	                                   "\xe0\xb8\x81",
+	                                   "ok"};
 
 	expect_words("Don't e-mail me... at 3.5%, $500 -- END.", plain,
 	             sizeof(plain) / sizeof(plain[0]));
@@ -172,6 +180,10 @@ START_TEST(test_words)
 	             tricks, sizeof(tricks) / sizeof(tricks[0]));
 	/* ideographs pair with their neighbour */
 	expect_words("\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e ok", cjk, sizeof(cjk) / sizeof(cjk[0]));
+	/* so do the characters of Thai, which has no spaces between words */
+	expect_words("\xe0\xb8\xa3\xe0\xb8\xb2\xe0\xb8\x84\xe0\xb8\xb2\xe0\xb8\x96\xe0\xb8\xb9"
+	             "\xe0\xb8\x81 ok",
+	             thai, sizeof(thai) / sizeof(thai[0]));
 	/* invalid UTF-8 separates words */
 	static const char *const invalid[] = {"ab", "cd"};
 	expect_words("ab\xff\xfe"

@@ -2,10 +2,14 @@
  * tree, message-decoder undoes transfer encodings and converts charsets to
  * UTF-8 (charsets iconv lacks are read as UTF-8 with U+FFFD replacements),
  * mail-html2text renders HTML and message-address splits address headers.
- * Everything leaves this file as struct ms_piece. */
+ * 8-bit text that declares no charset and is not UTF-8 is read in a
+ * fallback charset (scan_message()). Everything leaves this file as struct
+ * ms_piece. */
 #include "lib.h"
 #include "buffer.h"
 #include "str.h"
+#include "unichar.h"
+#include "charset-utf8.h"
 #include "istream.h"
 #include "istream-chain.h"
 #include "rfc822-parser.h"
@@ -37,16 +41,32 @@ enum part_kind {
 	PART_OTHER, /* attachments: body not read */
 };
 
+/* What the parse learns ahead of reading a part, for text that declares no
+ * charset: a second pass over the message, made only when it may matter. */
+struct charset_scan {
+	bool done;
+	char fallback[PARAM_MAX]; /* "" if none could be opened */
+	struct charset_translation *trans;
+	buffer_t *invalid; /* per part index: 1 if its body is not UTF-8 */
+	bool end_8bit_known;
+	size_t end_8bit; /* offset after the last byte >= 0x80, 0 if none */
+};
+
 struct parse_ctx {
 	const struct ms_message_limits *limits;
+	const struct message_parser_settings *set;
+	const unsigned char *msg;
+	size_t size;
 	ms_piece_cb *cb;
 	void *context;
 	struct message_decoder_context *decoder;
+	struct charset_scan scan;
 
 	struct message_part *part;
 	unsigned int part_idx, nparts, depth;
 	enum part_kind kind;
 	char charset[PARAM_MAX], filename[PARAM_MAX], encoding[PARAM_MAX];
+	enum message_cte cte; /* as the decoder reads Content-Transfer-Encoding */
 
 	buffer_t *text;               /* decoded HTML part, or the unfinished word of a text part */
 	size_t part_text, total_text; /* decoded bytes kept */
@@ -266,11 +286,14 @@ begin_part(struct parse_ctx *ctx, struct message_part *part)
 	ctx->depth = part_depth(part);
 	ctx->kind = PART_OTHER;
 	ctx->charset[0] = ctx->filename[0] = ctx->encoding[0] = '\0';
+	ctx->cte = MESSAGE_CTE_78BIT;
 }
 
-/* Content-Type and Content-Disposition parameters this parser uses. */
+/* Content-Type and Content-Disposition parameters this parser uses, into
+ * buffers of PARAM_MAX bytes (filename may be NULL). */
 static void
-parse_params(struct parse_ctx *ctx, const struct message_header_line *hdr, bool content_type)
+parse_params(const struct message_header_line *hdr, bool content_type, char *charset,
+             char *filename)
 {
 	struct rfc822_parser_context parser;
 	const char *const *results;
@@ -283,12 +306,308 @@ parse_params(struct parse_ctx *ctx, const struct message_header_line *hdr, bool 
 		(void)rfc2231_parse(&parser, &results);
 		for (; *results != NULL; results += 2) {
 			if (content_type && strcasecmp(results[0], "charset") == 0)
-				copy_lower(ctx->charset, sizeof(ctx->charset), results[1]);
-			else if (strcasecmp(results[0], content_type ? "name" : "filename") == 0)
-				i_strocpy(ctx->filename, results[1], sizeof(ctx->filename));
+				copy_lower(charset, PARAM_MAX, results[1]);
+			else if (filename != NULL &&
+			         strcasecmp(results[0], content_type ? "name" : "filename") == 0)
+				i_strocpy(filename, results[1], PARAM_MAX);
 		}
 	}
 	rfc822_parser_deinit(&parser);
+}
+
+static struct istream *input_in_slices(const unsigned char *msg, size_t size);
+
+/* Text under these says nothing of its 8-bit bytes. */
+static bool
+charset_undeclared(const char *charset)
+{
+	return charset[0] == '\0' || strcmp(charset, "us-ascii") == 0 ||
+	       strcmp(charset, "ascii") == 0;
+}
+
+/* A charset the message's undeclared text may be read in: an 8-bit one
+ * (UTF-8 and ASCII would read nothing new, UTF-16 and UTF-7 not even the
+ * ASCII the same), named so that it goes unquoted into a Content-Type. */
+static bool
+fallback_candidate(const char *charset)
+{
+	size_t i;
+
+	if (charset_undeclared(charset) || strncmp(charset, "utf", 3) == 0 ||
+	    strncmp(charset, "ucs", 3) == 0 || strncmp(charset, "unicode", 7) == 0)
+		return FALSE;
+	for (i = 0; charset[i] != '\0'; i++) {
+		if (!i_isalnum(charset[i]) && strchr("-_.+", charset[i]) == NULL)
+			return FALSE;
+	}
+	return TRUE;
+}
+
+/* Whether a body is UTF-8 as the decoder judges it, a block at a time: a
+ * character cut by a block's end waits for the next block. One cut by the
+ * end of the part is dropped by the decoder, not replaced: not counted. */
+struct utf8_check {
+	unsigned char pending[8];
+	size_t pending_len;
+};
+
+static bool
+utf8_check_more(struct utf8_check *chk, const unsigned char *data, size_t size)
+{
+	size_t need, n, pos;
+
+	if (chk->pending_len > 0) {
+		need = uni_utf8_char_bytes(chk->pending[0]) - chk->pending_len;
+		n = I_MIN(need, size);
+		memcpy(chk->pending + chk->pending_len, data, n);
+		chk->pending_len += n;
+		data += n;
+		size -= n;
+		if (n < need)
+			return TRUE;
+		if (!uni_utf8_data_is_valid(chk->pending, chk->pending_len))
+			return FALSE;
+		chk->pending_len = 0;
+	}
+	(void)uni_utf8_partial_strlen_n(data, size, &pos);
+	if (!uni_utf8_data_is_valid(data, pos))
+		return FALSE;
+	memcpy(chk->pending, data + pos, size - pos);
+	chk->pending_len = size - pos;
+	return TRUE;
+}
+
+struct scan_state {
+	struct message_decoder_context *decoder;
+	struct message_part *part;
+	unsigned int idx, nparts;
+	char charset[PARAM_MAX];  /* of the current part */
+	char declared[PARAM_MAX]; /* the first fallback candidate */
+	bool check;               /* the current part's body is being checked */
+	struct utf8_check utf8;
+};
+
+static void
+scan_part_body(struct scan_state *st, struct message_block *raw)
+{
+	struct message_part *part = raw->part;
+	struct message_block out;
+
+	if ((part->flags & (MESSAGE_PART_FLAG_MULTIPART | MESSAGE_PART_FLAG_MESSAGE_RFC822)) != 0 ||
+	    (part->flags & MESSAGE_PART_FLAG_TEXT) == 0)
+		return;
+	if (st->declared[0] == '\0' && fallback_candidate(st->charset))
+		i_strocpy(st->declared, st->charset, sizeof(st->declared));
+	if (!charset_undeclared(st->charset))
+		return;
+	/* The decoder returns a body transfer-decoded but unconverted only
+	 * for a part that is not text; this pass alone reads this part tree,
+	 * and it gave the decoder no Content-Type. */
+	part->flags &= ENUM_NEGATE(MESSAGE_PART_FLAG_TEXT);
+	(void)message_decoder_decode_next_block(st->decoder, raw, &out);
+	st->check = TRUE;
+	i_zero(&st->utf8);
+}
+
+static void
+scan_block(struct parse_ctx *ctx, struct scan_state *st, struct message_block *raw)
+{
+	static const unsigned char one = 1;
+	struct message_header_line *hdr = raw->hdr;
+	struct message_block out;
+
+	if (hdr != NULL) {
+		if (hdr->eoh)
+			return;
+		if (strcasecmp(hdr->name, "Content-Transfer-Encoding") == 0)
+			(void)message_decoder_decode_next_block(st->decoder, raw, &out);
+		else if (strcasecmp(hdr->name, "Content-Type") == 0 && !hdr->continues)
+			parse_params(hdr, TRUE, st->charset, NULL);
+	} else if (raw->size == 0)
+		scan_part_body(st, raw);
+	else if (st->check && message_decoder_decode_next_block(st->decoder, raw, &out) &&
+	         !utf8_check_more(&st->utf8, out.data, out.size)) {
+		buffer_write(ctx->scan.invalid, st->idx, &one, 1);
+		st->check = FALSE;
+	}
+}
+
+/* The converter for the fallback charset: the first one a text part of the
+ * message declares (a raw Subject is usually in its body's charset), else
+ * windows-1252, in which every byte is a character and which undeclared
+ * Western mail is written in. Held open to the message's end, it also keeps
+ * the decoder from loading its module a second time. */
+static void
+scan_open_fallback(struct charset_scan *scan, const char *declared)
+{
+	if (declared[0] != '\0' && charset_to_utf8_begin(declared, NULL, &scan->trans) == 0)
+		i_strocpy(scan->fallback, declared, sizeof(scan->fallback));
+	else if (charset_to_utf8_begin("windows-1252", NULL, &scan->trans) == 0)
+		i_strocpy(scan->fallback, "windows-1252", sizeof(scan->fallback));
+	else
+		scan->trans = NULL;
+}
+
+/* The decoder reads a text part that declares no charset (or us-ascii) as
+ * UTF-8, replacing each invalid byte with U+FFFD, and so loses the whole
+ * text of undeclared 8-bit mail. Whether a part's body is UTF-8 is known
+ * only once it is read, and the decoder chooses its charset before, so a
+ * second pass reads the message ahead: which undeclared parts are not
+ * UTF-8, and the fallback charset. Made only for messages that may need
+ * it, at most once. */
+static void
+scan_message(struct parse_ctx *ctx)
+{
+	struct message_parser_ctx *parser;
+	struct message_part *parts;
+	struct message_block raw;
+	struct scan_state st;
+	struct istream *input;
+	pool_t pool;
+
+	i_zero(&st);
+	ctx->scan.done = TRUE;
+	ctx->scan.invalid = buffer_create_dynamic(default_pool, 64);
+	pool = pool_alloconly_create("ms charset scan", 4096);
+	input = input_in_slices(ctx->msg, ctx->size);
+	parser = message_parser_init(pool, input, ctx->set);
+	st.decoder = message_decoder_init(NULL, MESSAGE_DECODER_FLAG_RETURN_BINARY);
+	while (message_parser_parse_next_block(parser, &raw) > 0) {
+		if (raw.part != st.part) {
+			st.part = raw.part;
+			st.check = FALSE;
+			/* part numbers as begin_part() gives them */
+			if (st.part->context == NULL) {
+				st.idx = st.nparts++;
+				st.part->context = POINTER_CAST(st.idx + 1);
+				st.charset[0] = '\0';
+			} else
+				st.idx = POINTER_CAST_TO(st.part->context, unsigned int) - 1;
+		}
+		T_BEGIN
+		{
+			scan_block(ctx, &st, &raw);
+		}
+		T_END;
+	}
+	message_parser_deinit(&parser, &parts);
+	message_decoder_deinit(&st.decoder);
+	i_stream_unref(&input);
+	pool_unref(&pool);
+	scan_open_fallback(&ctx->scan, st.declared);
+}
+
+static bool
+fallback_ready(struct parse_ctx *ctx)
+{
+	if (!ctx->scan.done)
+		scan_message(ctx);
+	return ctx->scan.trans != NULL;
+}
+
+/* The offset after the last byte >= 0x80 in data, 0 if none: eight bytes
+ * at a time, since most mail has none. */
+static size_t
+end_of_8bit(const unsigned char *data, size_t size)
+{
+	uint64_t word;
+
+	for (; size >= sizeof(word); size -= sizeof(word)) {
+		memcpy(&word, data + size - sizeof(word), sizeof(word));
+		if ((word & 0x8080808080808080ULL) != 0)
+			break;
+	}
+	while (size > 0 && data[size - 1] < 0x80)
+		size--;
+	return size;
+}
+
+/* Raw header bytes that are not UTF-8. */
+static bool
+needs_fallback(const unsigned char *value, size_t len)
+{
+	return end_of_8bit(value, len) > 0 && !uni_utf8_data_is_valid(value, len);
+}
+
+/* A header value or display name, RFC 2047 decoded. In the top header, raw
+ * 8-bit bytes that are not UTF-8 are read in the fallback charset, where
+ * the decoder would replace them; encoded words are ASCII and come through
+ * the conversion as they were. */
+static void
+decode_header_value(struct parse_ctx *ctx, const unsigned char *value, size_t len, buffer_t *dest)
+{
+	buffer_t *converted;
+
+	if (ctx->part_idx != 0 || !needs_fallback(value, len) || !fallback_ready(ctx)) {
+		message_header_decode_utf8(value, len, dest, NULL);
+		return;
+	}
+	converted = t_buffer_create(len * 2 + 16);
+	charset_to_utf8_reset(ctx->scan.trans);
+	(void)charset_to_utf8(ctx->scan.trans, value, &len, converted);
+	message_header_decode_utf8(converted->data, converted->used, dest, NULL);
+}
+
+/* Whether the decoded body may have 8-bit bytes: encoded, or raw 8-bit
+ * bytes after its start (found once per message, from the end). */
+static bool
+body_may_be_8bit(struct parse_ctx *ctx, const struct message_part *part)
+{
+	if (ctx->cte == MESSAGE_CTE_QP || ctx->cte == MESSAGE_CTE_BASE64)
+		return TRUE;
+	if (ctx->cte == MESSAGE_CTE_UNKNOWN)
+		return FALSE; /* the decoder skips the body */
+	if (!ctx->scan.end_8bit_known) {
+		ctx->scan.end_8bit = end_of_8bit(ctx->msg, ctx->size);
+		ctx->scan.end_8bit_known = TRUE;
+	}
+	return ctx->scan.end_8bit > part->physical_pos + part->header_size.physical_size;
+}
+
+static bool
+body_needs_fallback(struct parse_ctx *ctx, const struct message_part *part)
+{
+	if (!charset_undeclared(ctx->charset) || !body_may_be_8bit(ctx, part) ||
+	    !fallback_ready(ctx))
+		return FALSE;
+	return ctx->part_idx < ctx->scan.invalid->used &&
+	       ((const unsigned char *)ctx->scan.invalid->data)[ctx->part_idx] != 0;
+}
+
+static void
+decoder_feed_header(struct parse_ctx *ctx, struct message_part *part, const char *name,
+                    const char *value)
+{
+	struct message_header_line hdr;
+	struct message_block block, out;
+
+	i_zero(&hdr);
+	hdr.name = name;
+	hdr.name_len = strlen(name);
+	hdr.value = hdr.full_value = (const unsigned char *)value;
+	hdr.value_len = hdr.full_value_len = strlen(value);
+	i_zero(&block);
+	block.part = part;
+	block.hdr = &hdr;
+	(void)message_decoder_decode_next_block(ctx->decoder, &block, &out);
+}
+
+/* The decoder keeps the first Content-Type it is given: it forgets the
+ * part's header, then is given one that names the fallback charset and the
+ * part's transfer encoding again. */
+static void
+decoder_use_fallback(struct parse_ctx *ctx, struct message_part *part)
+{
+	static const char *const cte_names[] = {
+	        [MESSAGE_CTE_UNKNOWN] = "x-unknown", [MESSAGE_CTE_78BIT] = "7bit",
+	        [MESSAGE_CTE_BINARY] = "binary",     [MESSAGE_CTE_QP] = "quoted-printable",
+	        [MESSAGE_CTE_BASE64] = "base64",
+	};
+
+	message_decoder_decode_reset(ctx->decoder);
+	decoder_feed_header(ctx, part, "Content-Type",
+	                    t_strconcat("text/plain; charset=", ctx->scan.fallback, NULL));
+	decoder_feed_header(ctx, part, "Content-Transfer-Encoding", cte_names[ctx->cte]);
 }
 
 static void
@@ -307,8 +626,8 @@ parse_addresses(struct parse_ctx *ctx, const struct message_header_line *raw,
 		spec = t_strconcat(addr->mailbox, "@", addr->domain, NULL);
 		str_truncate(display, 0);
 		if (addr->name != NULL) {
-			message_header_decode_utf8((const unsigned char *)addr->name,
-			                           strlen(addr->name), display, NULL);
+			decode_header_value(ctx, (const unsigned char *)addr->name,
+			                    strlen(addr->name), display);
 		}
 		struct ms_piece piece = {
 		        .type = MS_PIECE_ADDRESS,
@@ -336,6 +655,7 @@ header_line(struct parse_ctx *ctx, struct message_block *raw)
 {
 	struct message_block out;
 	struct message_header_line *hdr = raw->hdr;
+	buffer_t *decoded;
 	size_t i;
 
 	if (hdr->eoh)
@@ -351,13 +671,21 @@ header_line(struct parse_ctx *ctx, struct message_block *raw)
 	if (!message_decoder_decode_next_block(ctx->decoder, raw, &out) || out.hdr == NULL)
 		return; /* a continued line: the whole field comes with its last */
 	if (strcasecmp(hdr->name, "Content-Type") == 0)
-		parse_params(ctx, hdr, TRUE);
+		parse_params(hdr, TRUE, ctx->charset, ctx->filename);
 	else if (strcasecmp(hdr->name, "Content-Disposition") == 0)
-		parse_params(ctx, hdr, FALSE);
-	else if (strcasecmp(hdr->name, "Content-Transfer-Encoding") == 0)
+		parse_params(hdr, FALSE, NULL, ctx->filename);
+	else if (strcasecmp(hdr->name, "Content-Transfer-Encoding") == 0) {
 		copy_token(ctx->encoding, sizeof(ctx->encoding), hdr->full_value,
 		           hdr->full_value_len);
-	emit(ctx, MS_PIECE_HEADER, hdr->name, out.hdr->full_value, out.hdr->full_value_len);
+		ctx->cte = message_decoder_parse_cte(hdr);
+	}
+	if (ctx->part_idx == 0 && needs_fallback(hdr->full_value, hdr->full_value_len)) {
+		/* the decoder replaced the raw bytes: decode the value again */
+		decoded = t_buffer_create(hdr->full_value_len * 2);
+		decode_header_value(ctx, hdr->full_value, hdr->full_value_len, decoded);
+		emit(ctx, MS_PIECE_HEADER, hdr->name, decoded->data, decoded->used);
+	} else
+		emit(ctx, MS_PIECE_HEADER, hdr->name, out.hdr->full_value, out.hdr->full_value_len);
 	if (is_address_header(hdr->name))
 		parse_addresses(ctx, hdr, out.hdr);
 }
@@ -398,6 +726,8 @@ end_of_headers(struct parse_ctx *ctx, struct message_block *raw)
 		emit_meta(ctx, "encoding", ctx->encoding);
 	if (ctx->kind == PART_OTHER || ctx->filename[0] != '\0')
 		emit(ctx, MS_PIECE_ATTACHMENT, content_type, ctx->filename, strlen(ctx->filename));
+	if ((ctx->kind == PART_TEXT || ctx->kind == PART_HTML) && body_needs_fallback(ctx, part))
+		decoder_use_fallback(ctx, part);
 	/* lets the decoder choose the charset translation for the body */
 	(void)message_decoder_decode_next_block(ctx->decoder, raw, &out);
 }
@@ -608,11 +938,18 @@ ms_message_parse(const unsigned char *msg, size_t size, const struct ms_message_
 	parser = message_parser_init(pool, input, &set);
 	ctx.decoder = message_decoder_init(NULL, 0);
 	ctx.text = buffer_create_dynamic(default_pool, 4096);
+	ctx.msg = msg;
+	ctx.size = size;
+	ctx.set = &set;
 
 	parse_blocks(&ctx, parser);
 	message_parser_deinit(&parser, &parts);
 	finish_message(&ctx, parts, memchr(msg, '\0', size) != NULL);
 
+	if (ctx.scan.trans != NULL)
+		charset_to_utf8_end(&ctx.scan.trans);
+	if (ctx.scan.invalid != NULL)
+		buffer_free(&ctx.scan.invalid);
 	buffer_free(&ctx.text);
 	message_decoder_deinit(&ctx.decoder);
 	i_stream_unref(&input);

@@ -315,6 +315,112 @@ START_TEST(test_text_pieces)
 }
 END_TEST
 
+/* Undeclared 8-bit text that is not UTF-8, read in windows-1252 when no
+ * text part declares a charset: the Subject, a display name and the body
+ * are converted, where the decoder replaced every byte. */
+START_TEST(test_undeclared_windows_1252)
+{
+	/* GB2312 "代开发票" in the Subject and "本公司" in the body */
+	struct collect c = parse("From: \xe9t\xe9 <a@b.example>\n"
+	                         "Subject: =?utf-8?Q?=C3=A9?= \xb4\xfa\xbf\xaa\xb7\xa2\xc6\xb1\n"
+	                         "\n\xb1\xbe\xb9\xab\xcb\xbe \x80\n");
+
+	/* the encoded word decodes as it did; the rest as windows-1252 */
+	expect_piece(c, "HEADER Subject|\xc3\xa9 \xc2\xb4\xc3\xba\xc2\xbf\xc2\xaa\xc2\xb7\xc2\xa2"
+	                "\xc3\x86\xc2\xb1");
+	expect_piece(c, "ADDRESS From|a@b.example|\xc3\xa9t\xc3\xa9");
+	expect_piece(c, "TEXT |\xc2\xb1\xc2\xbe\xc2\xb9\xc2\xab\xc3\x8b\xc2\xbe \xe2\x82\xac\n");
+	expect_piece(c, "META charset|none");
+	expect_piece(c, "META form|8bit-header");
+	free(c.out);
+}
+END_TEST
+
+static char *
+base64_lines(const unsigned char *data, size_t size)
+{
+	static const char digits[] =
+	        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	char *out = malloc(size * 2 + 16), *p = out;
+	size_t i;
+	unsigned int v;
+
+	ck_assert_ptr_nonnull(out);
+	for (i = 0; i < size; i += 3) {
+		v = (unsigned int)data[i] << 16;
+		if (i + 1 < size)
+			v |= (unsigned int)data[i + 1] << 8;
+		if (i + 2 < size)
+			v |= data[i + 2];
+		*p++ = digits[v >> 18];
+		*p++ = digits[(v >> 12) & 63];
+		*p++ = i + 1 < size ? digits[(v >> 6) & 63] : '=';
+		*p++ = i + 2 < size ? digits[v & 63] : '=';
+		if (i % 57 == 54)
+			*p++ = '\n';
+	}
+	*p++ = '\n';
+	*p = '\0';
+	return out;
+}
+
+/* A long undeclared base64 body, decoded a slice at a time: valid UTF-8
+ * comes through as it was (characters cut by a slice's end included), text
+ * that is not UTF-8 only past the first slices is converted whole. */
+START_TEST(test_undeclared_long)
+{
+	static const char head[] = "Content-Type: text/plain\n"
+	                           "Content-Transfer-Encoding: base64\n\n";
+	struct ms_message_limits limits;
+	size_t size = 60 * 1024, len, i, prefix;
+	unsigned char *body = malloc(size + 4);
+	char *b64, *msg;
+
+	ck_assert_ptr_nonnull(body);
+	ms_message_limits_default(&limits);
+	for (prefix = 1; prefix <= 2; prefix++) {
+		struct text_pieces t = {NULL, 0, 0, true, true, '\0'};
+
+		/* "x" or "xy", then "é " over and over: UTF-8 */
+		memcpy(body, "xy", prefix);
+		for (len = prefix; len + 3 <= size; len += 3)
+			memcpy(body + len, "\xc3\xa9 ", 3);
+		b64 = base64_lines(body, len);
+		msg = malloc(sizeof(head) + strlen(b64));
+		ck_assert_ptr_nonnull(msg);
+		sprintf(msg, "%s%s", head, b64);
+		ms_message_parse((const unsigned char *)msg, strlen(msg), &limits, text_cb, &t);
+		ck_assert_uint_gt(t.count, 1);
+		ck_assert_uint_eq(t.len, len);
+		ck_assert_int_eq(memcmp(t.text, body, len), 0);
+		free(t.text);
+		free(msg);
+		free(b64);
+	}
+	{
+		struct text_pieces t = {NULL, 0, 0, true, true, '\0'};
+
+		/* ASCII, then one Latin-1 byte 50 KB in */
+		memset(body, 'a', size);
+		for (i = 7; i < size; i += 8)
+			body[i] = ' ';
+		body[50 * 1024] = 0xe9;
+		b64 = base64_lines(body, size);
+		msg = malloc(sizeof(head) + strlen(b64));
+		ck_assert_ptr_nonnull(msg);
+		sprintf(msg, "%s%s", head, b64);
+		ms_message_parse((const unsigned char *)msg, strlen(msg), &limits, text_cb, &t);
+		ck_assert_uint_eq(t.len, size + 1);
+		ck_assert_int_eq(memcmp(t.text + 50 * 1024, "\xc3\xa9", 2), 0);
+		ck_assert_ptr_null(strstr(t.text, "\xef\xbf\xbd"));
+		free(t.text);
+		free(msg);
+		free(b64);
+	}
+	free(body);
+}
+END_TEST
+
 START_TEST(test_nul_bytes)
 {
 	static const char msg[] = "Subject: a\0b\n\nbody\0with\0nuls\n";
@@ -456,6 +562,8 @@ main(void)
 	tcase_add_test(tc, test_rfc2047);
 	tcase_add_test(tc, test_charsets);
 	tcase_add_test(tc, test_unknown_charset);
+	tcase_add_test(tc, test_undeclared_windows_1252);
+	tcase_add_test(tc, test_undeclared_long);
 	tcase_add_test(tc, test_html);
 	tcase_add_test(tc, test_multipart);
 	tcase_add_test(tc, test_nul_bytes);

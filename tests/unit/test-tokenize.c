@@ -599,6 +599,171 @@ START_TEST(test_hostile_input)
 }
 END_TEST
 
+/* No token holds U+FFFD: no byte of the message was replaced. */
+static bool
+has_replacement(const struct texts *t)
+{
+	size_t i;
+
+	for (i = 0; i < t->count; i++) {
+		if (strstr(t->items[i], "\xef\xbf\xbd") != NULL)
+			return true;
+	}
+	return false;
+}
+
+static struct texts
+tokenize_str(const char *msg, struct ms_tokens *tokens)
+{
+	ms_tokens_init(tokens);
+	return tokenize(msg, strlen(msg), tokens);
+}
+
+/* A raw GB2312 Subject (no RFC 2047) in a message whose body declares
+ * gb2312: the Subject is read in the body's charset, not replaced. The
+ * whole token list. */
+START_TEST(test_undeclared_subject_exact)
+{
+	/* Subject 代开发票, body 公司发票 */
+	static const char msg[] = "From: a@b.example\n"
+	                          "Subject: \xb4\xfa\xbf\xaa\xb7\xa2\xc6\xb1\n"
+	                          "Content-Type: text/plain; charset=gb2312\n"
+	                          "\n"
+	                          "\xb9\xab\xcb\xbe\xb7\xa2\xc6\xb1\n";
+	static const char *const expected[] = {
+	        "from:addr:a@b.example", "from:dom:b.example", "from:name:none", "hdr:content-type",
+	        "hdr:from", "hdr:none:date", "hdr:none:message-id", "hdr:subject",
+	        "meta:charset:gb2312", "meta:form:8bit-header", "meta:layout:text/plain",
+	        "meta:type:text/plain", "meta:urls:0", "meta:words:3",
+	        /* osb1:subj:代开 subj:开发 */
+	        "osb1:subj:\xe4\xbb\xa3\xe5\xbc\x80 subj:\xe5\xbc\x80\xe5\x8f\x91",
+	        /* osb1:subj:发票 subj:票 */
+	        "osb1:subj:\xe5\x8f\x91\xe7\xa5\xa8 subj:\xe7\xa5\xa8",
+	        /* osb1:subj:开发 subj:发票 */
+	        "osb1:subj:\xe5\xbc\x80\xe5\x8f\x91 subj:\xe5\x8f\x91\xe7\xa5\xa8",
+	        /* osb1:公司 司发, osb1:发票 票, osb1:司发 发票 */
+	        "osb1:\xe5\x85\xac\xe5\x8f\xb8 \xe5\x8f\xb8\xe5\x8f\x91",
+	        "osb1:\xe5\x8f\x91\xe7\xa5\xa8 \xe7\xa5\xa8",
+	        "osb1:\xe5\x8f\xb8\xe5\x8f\x91 \xe5\x8f\x91\xe7\xa5\xa8", "subj:shape:8bit",
+	        "subj:\xe4\xbb\xa3\xe5\xbc\x80",          /* subj:代开 */
+	        "subj:\xe5\x8f\x91\xe7\xa5\xa8",          /* subj:发票 */
+	        "subj:\xe5\xbc\x80\xe5\x8f\x91",          /* subj:开发 */
+	        "subj:\xe7\xa5\xa8",                      /* subj:票 */
+	        "to:count:0", "\xe5\x85\xac\xe5\x8f\xb8", /* 公司 */
+	        "\xe5\x8f\x91\xe7\xa5\xa8",               /* 发票 */
+	        "\xe5\x8f\xb8\xe5\x8f\x91",               /* 司发 */
+	        "\xe7\xa5\xa8",                           /* 票 */
+	};
+	size_t n = sizeof(expected) / sizeof(expected[0]), i;
+	struct ms_tokens tokens;
+	struct texts t;
+
+	t = tokenize_str(msg, &tokens);
+	for (i = 0; i < t.count && i < n; i++)
+		ck_assert_str_eq(t.items[i], expected[i]);
+	ck_assert_uint_eq(t.count, n);
+	texts_free(&t);
+	ms_tokens_free(&tokens);
+}
+END_TEST
+
+/* Text that declares no charset and is not UTF-8 is read in the first
+ * charset a text part of the message declares, else in windows-1252: the
+ * tokens each message must have ("!" first: must not have), and none holds
+ * U+FFFD. */
+START_TEST(test_undeclared_8bit)
+{
+	static const struct {
+		const char *msg;
+		const char *tokens[7];
+	} cases[] = {
+	        /* Subject and plain part GB2312, undeclared; the HTML
+	         * alternative declares gb2312 */
+	        {"Subject: \xb4\xfa\xbf\xaa\xb7\xa2\xc6\xb1\n"
+	         "MIME-Version: 1.0\n"
+	         "Content-Type: multipart/alternative; boundary=b\n\n"
+	         "--b\nContent-Type: text/plain\n\n"
+	         "\xb1\xbe\xb9\xab\xcb\xbe\xd3\xd0\xb2\xbf\xb7\xd6\n"
+	         "--b\nContent-Type: text/html; charset=gb2312\n\n"
+	         "<p>\xb7\xa2\xc6\xb1</p>\n--b--\n",
+	         {"subj:\xe4\xbb\xa3\xe5\xbc\x80", /* subj:代开 */
+	          "subj:\xe5\x8f\x91\xe7\xa5\xa8", /* subj:发票 */
+	          "\xe5\x85\xac\xe5\x8f\xb8",      /* 公司 */
+	          "\xe9\x83\xa8\xe5\x88\x86",      /* 部分 */
+	          "\xe5\x8f\x91\xe7\xa5\xa8",      /* 发票 */
+	          "meta:charset:none"}},
+	        /* KOI8-R: Subject "Привет мир" and From's display name "Иван"
+	         * raw, the body declares koi8-r: "Скидки для вас" */
+	        {"From: \xe9\xd7\xc1\xce <ivan@example.ru>\n"
+	         "Subject: \xf0\xd2\xc9\xd7\xc5\xd4 \xcd\xc9\xd2\n"
+	         "Content-Type: text/plain; charset=koi8-r\n\n"
+	         "\xf3\xcb\xc9\xc4\xcb\xc9 \xc4\xcc\xd1 \xd7\xc1\xd3\n",
+	         {"subj:\xd0\xbf\xd1\x80\xd0\xb8\xd0\xb2\xd0\xb5\xd1\x82", /* subj:привет */
+	          "subj:\xd0\xbc\xd0\xb8\xd1\x80",                         /* subj:мир */
+	          "osb1:subj:\xd0\xbf\xd1\x80\xd0\xb8\xd0\xb2\xd0\xb5\xd1\x82 "
+	          "subj:\xd0\xbc\xd0\xb8\xd1\x80",
+	          "from:name:\xd0\xb8\xd0\xb2\xd0\xb0\xd0\xbd",         /* иван */
+	          "\xd1\x81\xd0\xba\xd0\xb8\xd0\xb4\xd0\xba\xd0\xb8"}}, /* скидки */
+	        /* Latin-1, nothing declared: windows-1252 */
+	        {"Subject: Qualit\xe9 garantie\n\ncaf\xe9 au lait, tr\xe8s bon\n",
+	         {"subj:qualit\xc3\xa9", "caf\xc3\xa9", "tr\xc3\xa8s", "osb1:caf\xc3\xa9 au",
+	          "!caf"}},
+	        /* us-ascii declared is no declaration; quoted-printable */
+	        {"Content-Type: text/plain; charset=us-ascii\n"
+	         "Content-Transfer-Encoding: quoted-printable\n\n"
+	         "caf=E9 au lait, tr=\n=E8s bon\n",
+	         {"caf\xc3\xa9", "tr\xc3\xa8s", "meta:charset:us-ascii"}},
+	        /* RFC 2047 words beside raw bytes decode as before */
+	        {"Subject: =?utf-8?B?R3LDvMOfZQ==?= caf\xe9\n\nx\n",
+	         {"subj:gr\xc3\xbc\xc3\x9f"
+	          "e",
+	          "subj:caf\xc3\xa9"}},
+	};
+	struct ms_tokens tokens;
+	struct texts t;
+	size_t i, j;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		t = tokenize_str(cases[i].msg, &tokens);
+		for (j = 0; j < 7 && cases[i].tokens[j] != NULL; j++) {
+			const char *tok = cases[i].tokens[j];
+
+			if (tok[0] == '!')
+				ck_assert_msg(!has(&t, tok + 1), "%zu: token \"%s\" unexpected", i,
+				              tok + 1);
+			else
+				ck_assert_msg(has(&t, tok), "%zu: token \"%s\" missing", i, tok);
+		}
+		ck_assert_msg(!has_replacement(&t), "%zu: U+FFFD", i);
+		texts_free(&t);
+		ms_tokens_free(&tokens);
+	}
+}
+END_TEST
+
+/* Undeclared text that is valid UTF-8 is read as UTF-8, as before, even
+ * when another part is converted. */
+START_TEST(test_undeclared_utf8)
+{
+	struct ms_tokens tokens;
+	struct texts t;
+
+	t = tokenize_str("Subject: caf\xc3\xa9\n"
+	                 "Content-Type: multipart/mixed; boundary=b\n\n"
+	                 "--b\n\ncaf\xc3\xa9 \xe4\xb8\xad\xe6\x96\x87\n"
+	                 "--b\nContent-Type: text/plain; charset=us-ascii\n\nna\xefve\n--b--\n",
+	                 &tokens);
+	expect_token(t, "subj:caf\xc3\xa9");
+	expect_token(t, "caf\xc3\xa9");
+	expect_token(t, "\xe4\xb8\xad\xe6\x96\x87"); /* 中文 */
+	expect_token(t, "na\xc3\xafve");             /* the second part, windows-1252 */
+	expect_no_token(t, "caf\xc3\x83\xc2\xa9");   /* café read as windows-1252 */
+	ck_assert(!has_replacement(&t));
+	texts_free(&t);
+	ms_tokens_free(&tokens);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -619,6 +784,9 @@ main(void)
 	tcase_add_test(tc, test_auth_fields);
 	tcase_add_test(tc, test_xspam_ignored);
 	tcase_add_test(tc, test_hostile_input);
+	tcase_add_test(tc, test_undeclared_subject_exact);
+	tcase_add_test(tc, test_undeclared_8bit);
+	tcase_add_test(tc, test_undeclared_utf8);
 	suite_add_tcase(s, tc);
 	return ms_test_run(s);
 }

@@ -6,7 +6,9 @@
 
 /* One pass over a message with libdovecot's lib-mail, reported as a stream
  * of typed pieces so that the tokenizer never sees Dovecot's types. All text
- * is UTF-8 (invalid sequences replaced by U+FFFD) and may contain NULs:
+ * is UTF-8 (8-bit text that declares no charset and is not UTF-8 read in
+ * the first charset a text part declares, else windows-1252; other invalid
+ * sequences replaced by U+FFFD) and may contain NULs:
  * always use the lengths. Pieces point into the parser's buffers and are
  * valid only during the callback. */
 

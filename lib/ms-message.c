@@ -317,6 +317,29 @@ parse_params(const struct message_header_line *hdr, bool content_type, char *cha
 
 static struct istream *input_in_slices(const unsigned char *msg, size_t size);
 
+/* Names mail clients give charsets that iconv knows by another: Outlook's
+ * Korean label above all, on most Korean mail it sends. Read as declared,
+ * the text would be UTF-8 with every other byte replaced. */
+static const char *const charset_aliases[][2] = {
+        {"ks_c_5601-1987", "cp949"},  {"ks_c_5601-1989", "cp949"},  {"ks_c_5601", "cp949"},
+        {"chinesebig5", "big5"},      {"x-x-big5", "big5"},         {"x-gbk", "gbk"},
+        {"gb2312_charset", "gb2312"}, {"x-sjis", "shift_jis"},      {"x-euc-jp", "euc-jp"},
+        {"x-euc-tw", "euc-tw"},       {"x-mac-roman", "macintosh"}, {"iso-8859-8-i", "iso-8859-8"},
+};
+
+/* The name iconv knows a declared charset by: itself unless an alias. */
+static const char *
+charset_read_name(const char *charset)
+{
+	size_t i;
+
+	for (i = 0; i < N_ELEMENTS(charset_aliases); i++) {
+		if (strcmp(charset, charset_aliases[i][0]) == 0)
+			return charset_aliases[i][1];
+	}
+	return charset;
+}
+
 /* Text under these says nothing of its 8-bit bytes. */
 static bool
 charset_undeclared(const char *charset)
@@ -396,8 +419,8 @@ scan_part_body(struct scan_state *st, struct message_block *raw)
 	if ((part->flags & (MESSAGE_PART_FLAG_MULTIPART | MESSAGE_PART_FLAG_MESSAGE_RFC822)) != 0 ||
 	    (part->flags & MESSAGE_PART_FLAG_TEXT) == 0)
 		return;
-	if (st->declared[0] == '\0' && fallback_candidate(st->charset))
-		i_strocpy(st->declared, st->charset, sizeof(st->declared));
+	if (st->declared[0] == '\0' && fallback_candidate(charset_read_name(st->charset)))
+		i_strocpy(st->declared, charset_read_name(st->charset), sizeof(st->declared));
 	if (!charset_undeclared(st->charset))
 		return;
 	/* The decoder returns a body transfer-decoded but unconverted only
@@ -593,10 +616,11 @@ decoder_feed_header(struct parse_ctx *ctx, struct message_part *part, const char
 }
 
 /* The decoder keeps the first Content-Type it is given: it forgets the
- * part's header, then is given one that names the fallback charset and the
- * part's transfer encoding again. */
+ * part's header, then is given one that names charset (the fallback, or
+ * the name iconv knows the declared one by) and the part's transfer
+ * encoding again. */
 static void
-decoder_use_fallback(struct parse_ctx *ctx, struct message_part *part)
+decoder_use_charset(struct parse_ctx *ctx, struct message_part *part, const char *charset)
 {
 	static const char *const cte_names[] = {
 	        [MESSAGE_CTE_UNKNOWN] = "x-unknown", [MESSAGE_CTE_78BIT] = "7bit",
@@ -606,7 +630,7 @@ decoder_use_fallback(struct parse_ctx *ctx, struct message_part *part)
 
 	message_decoder_decode_reset(ctx->decoder);
 	decoder_feed_header(ctx, part, "Content-Type",
-	                    t_strconcat("text/plain; charset=", ctx->scan.fallback, NULL));
+	                    t_strconcat("text/plain; charset=", charset, NULL));
 	decoder_feed_header(ctx, part, "Content-Transfer-Encoding", cte_names[ctx->cte]);
 }
 
@@ -726,8 +750,12 @@ end_of_headers(struct parse_ctx *ctx, struct message_block *raw)
 		emit_meta(ctx, "encoding", ctx->encoding);
 	if (ctx->kind == PART_OTHER || ctx->filename[0] != '\0')
 		emit(ctx, MS_PIECE_ATTACHMENT, content_type, ctx->filename, strlen(ctx->filename));
-	if ((ctx->kind == PART_TEXT || ctx->kind == PART_HTML) && body_needs_fallback(ctx, part))
-		decoder_use_fallback(ctx, part);
+	if (ctx->kind == PART_TEXT || ctx->kind == PART_HTML) {
+		if (body_needs_fallback(ctx, part))
+			decoder_use_charset(ctx, part, ctx->scan.fallback);
+		else if (charset_read_name(ctx->charset) != ctx->charset)
+			decoder_use_charset(ctx, part, charset_read_name(ctx->charset));
+	}
 	/* lets the decoder choose the charset translation for the body */
 	(void)message_decoder_decode_next_block(ctx->decoder, raw, &out);
 }

@@ -704,6 +704,17 @@ START_TEST(test_undeclared_8bit)
 	          "subj:\xd0\xbc\xd0\xb8\xd1\x80",
 	          "from:name:\xd0\xb8\xd0\xb2\xd0\xb0\xd0\xbd",         /* иван */
 	          "\xd1\x81\xd0\xba\xd0\xb8\xd0\xb4\xd0\xba\xd0\xb8"}}, /* скидки */
+	        /* Outlook's Korean label, which iconv knows as cp949; the raw
+	         * Subject "광고 안내" is read in it too. Body: "안녕하세요 할인 행사" */
+	        {"Subject: \xb1\xa4\xb0\xed \xbe\xc8\xb3\xbb\n"
+	         "Content-Type: text/plain; charset=\"ks_c_5601-1987\"\n\n"
+	         "\xbe\xc8\xb3\xe7\xc7\xcf\xbc\xbc\xbf\xe4 \xc7\xd2\xc0\xce \xc7\xe0\xbb\xe7\n",
+	         {"subj:\xea\xb4\x91\xea\xb3\xa0",                                /* subj:광고 */
+	          "subj:\xec\x95\x88\xeb\x82\xb4",                                /* subj:안내 */
+	          "\xec\x95\x88\xeb\x85\x95\xed\x95\x98\xec\x84\xb8\xec\x9a\x94", /* 안녕하세요 */
+	          "\xed\x95\xa0\xec\x9d\xb8",                                     /* 할인 */
+	          "\xed\x96\x89\xec\x82\xac",                                     /* 행사 */
+	          "meta:charset:ks_c_5601-1987"}},
 	        /* Latin-1, nothing declared: windows-1252 */
 	        {"Subject: Qualit\xe9 garantie\n\ncaf\xe9 au lait, tr\xe8s bon\n",
 	         {"subj:qualit\xc3\xa9", "caf\xc3\xa9", "tr\xc3\xa8s", "osb1:caf\xc3\xa9 au",

@@ -56,48 +56,63 @@ skip_cfws(const unsigned char *text, size_t len, size_t *pos)
 	}
 }
 
-/* "method[/version] = result" at the start of one ;-separated resinfo */
-static void
-auth_result(struct tok_ctx *ctx, const char *id, const unsigned char *text, size_t len)
+/* The next ;-separated item of text at *pos, which moves past it. Both
+ * fields are such lists: RFC 8601's resinfos, RFC 6376's tags. */
+static bool
+next_item(const unsigned char *text, size_t len, size_t *pos, const unsigned char **item_r,
+          size_t *item_len_r)
 {
-	char method[AUTH_NAME_MAX], result[AUTH_NAME_MAX], token[TOKEN_MAX];
-	size_t pos = 0, n;
+	const unsigned char *semi;
 
-	skip_cfws(text, len, &pos);
-	if (name_at(text, len, &pos, method) == 0)
-		return;
-	if (pos < len && text[pos] == '/') {
-		pos++;
-		(void)name_at(text, len, &pos, result); /* the method's version: not evidence */
-	}
-	skip_cfws(text, len, &pos);
-	if (pos >= len || text[pos++] != '=')
-		return;
-	skip_cfws(text, len, &pos);
-	if (name_at(text, len, &pos, result) == 0)
-		return;
-	n = (size_t)snprintf(token, sizeof(token), "auth:%s:%s:%s", id, method, result);
-	if (n < sizeof(token))
-		tok_add(ctx, "", token, n);
+	if (*pos > len)
+		return false;
+	*item_r = text + *pos;
+	semi = memchr(*item_r, ';', len - *pos);
+	*item_len_r = semi == NULL ? len - *pos : (size_t)(semi - *item_r);
+	*pos += *item_len_r + 1;
+	return true;
 }
 
-/* RFC 8601: authserv-id [version] *(";" resinfo), or "; none" */
+/* "name[/version] = value" at the start of an item, comments and white
+ * space anywhere between; the version is not evidence. */
+static bool
+name_value(const unsigned char *item, size_t len, char *name, char *value)
+{
+	size_t pos = 0;
+
+	skip_cfws(item, len, &pos);
+	if (name_at(item, len, &pos, name) == 0)
+		return false;
+	if (pos < len && item[pos] == '/') {
+		pos++;
+		(void)name_at(item, len, &pos, value);
+	}
+	skip_cfws(item, len, &pos);
+	if (pos >= len || item[pos++] != '=')
+		return false;
+	skip_cfws(item, len, &pos);
+	return name_at(item, len, &pos, value) > 0;
+}
+
+/* RFC 8601: authserv-id [version] *(";" method=result ...), or "; none" */
 static void
 authentication_results(struct tok_ctx *ctx, const unsigned char *text, size_t len)
 {
-	char id[AUTH_NAME_MAX];
-	const unsigned char *semi;
-	size_t pos = 0, n;
+	char id[AUTH_NAME_MAX], method[AUTH_NAME_MAX], result[AUTH_NAME_MAX], token[TOKEN_MAX];
+	const unsigned char *item;
+	size_t pos = 0, item_len, start = 0, n;
 
-	skip_cfws(text, len, &pos);
-	if ((n = name_at(text, len, &pos, id)) == 0)
+	(void)next_item(text, len, &pos, &item, &item_len);
+	skip_cfws(item, item_len, &start);
+	if ((n = name_at(item, item_len, &start, id)) == 0)
 		return;
 	tok_add(ctx, "auth:id:", id, n);
-	while ((semi = memchr(text + pos, ';', len - pos)) != NULL) {
-		pos = (size_t)(semi - text) + 1;
-		semi = memchr(text + pos, ';', len - pos);
-		auth_result(ctx, id, text + pos,
-		            semi == NULL ? len - pos : (size_t)(semi - text) - pos);
+	while (next_item(text, len, &pos, &item, &item_len)) {
+		if (!name_value(item, item_len, method, result))
+			continue;
+		n = (size_t)snprintf(token, sizeof(token), "auth:%s:%s:%s", id, method, result);
+		if (n < sizeof(token))
+			tok_add(ctx, "", token, n);
 	}
 }
 
@@ -118,24 +133,15 @@ static void
 dkim_signature(struct tok_ctx *ctx, const unsigned char *text, size_t len)
 {
 	char tag[AUTH_NAME_MAX], domain[AUTH_NAME_MAX];
-	const unsigned char *semi;
-	size_t pos = 0, n;
+	const unsigned char *item;
+	size_t pos = 0, item_len;
 
-	while (pos < len) {
-		skip_cfws(text, len, &pos);
-		if (name_at(text, len, &pos, tag) > 0 && strcmp(tag, "d") == 0) {
-			skip_cfws(text, len, &pos);
-			if (pos < len && text[pos++] == '=') {
-				skip_cfws(text, len, &pos);
-				if ((n = name_at(text, len, &pos, domain)) > 0 &&
-				    strchr(domain, '.') != NULL)
-					tok_domain_parents(ctx, "dkim:dom:", domain, n);
-				return;
-			}
-		}
-		if ((semi = memchr(text + pos, ';', len - pos)) == NULL)
-			return;
-		pos = (size_t)(semi - text) + 1;
+	while (next_item(text, len, &pos, &item, &item_len)) {
+		if (!name_value(item, item_len, tag, domain) || strcmp(tag, "d") != 0)
+			continue;
+		if (strchr(domain, '.') != NULL)
+			tok_domain_parents(ctx, "dkim:dom:", domain, strlen(domain));
+		return;
 	}
 }
 

@@ -269,21 +269,32 @@ part_depth(const struct message_part *part)
 	return depth;
 }
 
+/* A part's number, in the order a pass first meets the parts (the part's
+ * context keeps it): the charset scan's numbers are the parse's. *new_r
+ * says whether the part is met for the first time. */
+static unsigned int
+part_number(struct message_part *part, unsigned int *nparts, bool *new_r)
+{
+	*new_r = part->context == NULL;
+	if (*new_r)
+		part->context = POINTER_CAST(++*nparts);
+	return POINTER_CAST_TO(part->context, unsigned int) - 1;
+}
+
 static void
 begin_part(struct parse_ctx *ctx, struct message_part *part)
 {
+	bool new_part;
+
 	finish_part(ctx);
 	ctx->part = part;
-	if (part->context != NULL) {
+	ctx->part_idx = part_number(part, &ctx->nparts, &new_part);
+	ctx->depth = part_depth(part);
+	if (!new_part) {
 		/* back in a parent after its children: nothing new */
-		ctx->part_idx = POINTER_CAST_TO(part->context, unsigned int) - 1;
-		ctx->depth = part_depth(part);
 		ctx->kind = PART_CONTAINER;
 		return;
 	}
-	ctx->part_idx = ctx->nparts++;
-	part->context = POINTER_CAST(ctx->part_idx + 1);
-	ctx->depth = part_depth(part);
 	ctx->kind = PART_OTHER;
 	ctx->charset[0] = ctx->filename[0] = ctx->encoding[0] = '\0';
 	ctx->cte = MESSAGE_CTE_78BIT;
@@ -414,13 +425,14 @@ static void
 scan_part_body(struct scan_state *st, struct message_block *raw)
 {
 	struct message_part *part = raw->part;
+	const char *read_name = charset_read_name(st->charset);
 	struct message_block out;
 
 	if ((part->flags & (MESSAGE_PART_FLAG_MULTIPART | MESSAGE_PART_FLAG_MESSAGE_RFC822)) != 0 ||
 	    (part->flags & MESSAGE_PART_FLAG_TEXT) == 0)
 		return;
-	if (st->declared[0] == '\0' && fallback_candidate(charset_read_name(st->charset)))
-		i_strocpy(st->declared, charset_read_name(st->charset), sizeof(st->declared));
+	if (st->declared[0] == '\0' && fallback_candidate(read_name))
+		i_strocpy(st->declared, read_name, sizeof(st->declared));
 	if (!charset_undeclared(st->charset))
 		return;
 	/* The decoder returns a body transfer-decoded but unconverted only
@@ -486,6 +498,7 @@ scan_message(struct parse_ctx *ctx)
 	struct message_block raw;
 	struct scan_state st;
 	struct istream *input;
+	bool new_part;
 	pool_t pool;
 
 	i_zero(&st);
@@ -499,13 +512,9 @@ scan_message(struct parse_ctx *ctx)
 		if (raw.part != st.part) {
 			st.part = raw.part;
 			st.check = FALSE;
-			/* part numbers as begin_part() gives them */
-			if (st.part->context == NULL) {
-				st.idx = st.nparts++;
-				st.part->context = POINTER_CAST(st.idx + 1);
+			st.idx = part_number(st.part, &st.nparts, &new_part);
+			if (new_part)
 				st.charset[0] = '\0';
-			} else
-				st.idx = POINTER_CAST_TO(st.part->context, unsigned int) - 1;
 		}
 		T_BEGIN
 		{
@@ -597,6 +606,19 @@ body_needs_fallback(struct parse_ctx *ctx, const struct message_part *part)
 	       ((const unsigned char *)ctx->scan.invalid->data)[ctx->part_idx] != 0;
 }
 
+/* The charset to give the decoder for a text part's body over the one the
+ * part declares: the fallback for undeclared text that is not UTF-8, the
+ * name iconv knows for an alias; NULL when the declaration serves. */
+static const char *
+body_charset(struct parse_ctx *ctx, const struct message_part *part)
+{
+	const char *read_name = charset_read_name(ctx->charset);
+
+	if (body_needs_fallback(ctx, part))
+		return ctx->scan.fallback;
+	return read_name != ctx->charset ? read_name : NULL;
+}
+
 static void
 decoder_feed_header(struct parse_ctx *ctx, struct message_part *part, const char *name,
                     const char *value)
@@ -680,18 +702,11 @@ header_line(struct parse_ctx *ctx, struct message_block *raw)
 	struct message_block out;
 	struct message_header_line *hdr = raw->hdr;
 	buffer_t *decoded;
-	size_t i;
 
 	if (hdr->eoh)
 		return;
-	if (ctx->part_idx == 0 && !ctx->header_8bit) {
-		for (i = 0; i < hdr->value_len; i++) {
-			if (hdr->value[i] >= 0x80) {
-				ctx->header_8bit = TRUE;
-				break;
-			}
-		}
-	}
+	if (ctx->part_idx == 0 && end_of_8bit(hdr->value, hdr->value_len) > 0)
+		ctx->header_8bit = TRUE;
 	if (!message_decoder_decode_next_block(ctx->decoder, raw, &out) || out.hdr == NULL)
 		return; /* a continued line: the whole field comes with its last */
 	if (strcasecmp(hdr->name, "Content-Type") == 0)
@@ -718,7 +733,7 @@ static void
 end_of_headers(struct parse_ctx *ctx, struct message_block *raw)
 {
 	struct message_block out;
-	const char *content_type;
+	const char *content_type, *charset;
 	struct message_part *part = raw->part;
 
 	content_type = message_decoder_current_content_type(ctx->decoder);
@@ -750,12 +765,9 @@ end_of_headers(struct parse_ctx *ctx, struct message_block *raw)
 		emit_meta(ctx, "encoding", ctx->encoding);
 	if (ctx->kind == PART_OTHER || ctx->filename[0] != '\0')
 		emit(ctx, MS_PIECE_ATTACHMENT, content_type, ctx->filename, strlen(ctx->filename));
-	if (ctx->kind == PART_TEXT || ctx->kind == PART_HTML) {
-		if (body_needs_fallback(ctx, part))
-			decoder_use_charset(ctx, part, ctx->scan.fallback);
-		else if (charset_read_name(ctx->charset) != ctx->charset)
-			decoder_use_charset(ctx, part, charset_read_name(ctx->charset));
-	}
+	if ((ctx->kind == PART_TEXT || ctx->kind == PART_HTML) &&
+	    (charset = body_charset(ctx, part)) != NULL)
+		decoder_use_charset(ctx, part, charset);
 	/* lets the decoder choose the charset translation for the body */
 	(void)message_decoder_decode_next_block(ctx->decoder, raw, &out);
 }

@@ -20,6 +20,15 @@ def corpus(folder):
     return sorted(os.path.join(d, n) for n in os.listdir(d))
 
 
+def deliver(test, path):
+    """One message to USER over mailsift-lmtpd's socket, accepted."""
+    with open(path, "rb") as f:
+        data = f.read()
+    with smtplib.LMTP(test.env.lmtp_socket) as lmtp:
+        refused = lmtp.sendmail("sender@remote.test", [USER], data)
+    test.assertEqual(refused, {})
+
+
 class FilterDeliveryTest(harness.TestCase):
     def setUp(self):
         super().setUp()
@@ -34,13 +43,6 @@ class FilterDeliveryTest(harness.TestCase):
             subprocess.run([harness.binary("filter-learn"), conf, cls] + files, check=True)
         self.env.start_lmtpd()
 
-    def deliver(self, path):
-        with open(path, "rb") as f:
-            data = f.read()
-        with smtplib.LMTP(self.env.lmtp_socket) as lmtp:
-            refused = lmtp.sendmail("sender@remote.test", [USER], data)
-        self.assertEqual(refused, {})
-
     def headers(self, path):
         with open(path, "rb") as f:
             head = f.read().split(b"\n\n", 1)[0]
@@ -52,7 +54,7 @@ class FilterDeliveryTest(harness.TestCase):
     def test_spam_to_junk_ham_to_inbox(self):
         spam_in_junk = 0
         for path in self.unseen["spam"]:
-            self.deliver(path)
+            deliver(self, path)
         for name in self.delivered("Junk"):
             flag, score, status = self.headers(name)
             self.assertEqual(flag, b"X-Spam-Flag: YES")
@@ -65,7 +67,7 @@ class FilterDeliveryTest(harness.TestCase):
             self.assertEqual(self.headers(name)[0], b"X-Spam-Flag: NO")
 
         for path in self.unseen["ham"]:
-            self.deliver(path)
+            deliver(self, path)
         inbox_ham = len(self.delivered("INBOX")) - (40 - spam_in_junk)
         self.assertEqual(len(self.delivered("Junk")), spam_in_junk, "ham filed as spam")
         self.assertEqual(inbox_ham, 40)
@@ -87,7 +89,7 @@ class FilterDeliveryTest(harness.TestCase):
 
     def test_redis_down_delivers_unknown(self):
         self.env.stop_redis()
-        self.deliver(self.unseen["spam"][0])
+        deliver(self, self.unseen["spam"][0])
         inbox = self.delivered("INBOX")
         self.assertEqual(len(inbox), 1)
         self.assertEqual(self.delivered("Junk"), [])
@@ -112,8 +114,7 @@ class CrowdedTableTest(harness.TestCase):
                            check=True)
         self.env.start_lmtpd(token_table_bits=bits)
         for path in corpus("spam")[-2:]:
-            with open(path, "rb") as f, smtplib.LMTP(self.env.lmtp_socket) as lmtp:
-                self.assertEqual(lmtp.sendmail("sender@remote.test", [USER], f.read()), {})
+            deliver(self, path)
         self.assertEqual(len(self.env.messages(USER, "Junk") + self.env.messages(USER)), 2)
         log = harness.read_text(self.env.path("lmtpd.log"))
         self.assertRegex(log, r"token table (\d+)% full \(\d+ of 1024 slots in use\)")
